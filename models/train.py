@@ -1,0 +1,369 @@
+"""One training loop for μPC, SP (predictive coding) and the Depth-μP backprop baseline.
+
+PC step for a batch (DESIGN.md §2): activities start at the feedforward pass, ``n_steps``
+(T) steps of gradient descent on the batch-mean free energy with step ``activity_lr`` (β),
+then one Adam step on ∇_W F at the final activities. BP: one Adam step on the gradient of
+the MSE loss (1/2B) Σ‖y − f(x)‖² of the same network (same forward map and init as μPC).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pchw.data import Dataset, batch_indices, batches_per_epoch, load_dataset
+from pchw.runlog import (
+    HISTORY_COLUMNS,
+    DivergenceError,
+    History,
+    Interrupted,
+    InterruptGuard,
+    RunDir,
+    atomic_save,
+    progress,
+)
+from pchw.spec import Activation, NetworkSpec, Parameterisation
+
+from .gpu_energy import open_meter
+from .pcnet import PCNet, torch_dtype
+
+MODELS = ("mupc", "sp", "bp")
+CHECKPOINT_FORMAT = "pchw-torch-checkpoint-1"
+
+
+class ConfigError(ValueError):
+    """An invalid training option: the message names the value and what is allowed."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run (saved as ``config.json``).
+
+    Attributes:
+        model: ``mupc`` (μPC), ``sp`` (standard-parameterisation PC) or ``bp`` (Depth-μP backprop).
+        dataset: ``mnist``, ``fashion-mnist`` or ``synthetic``.
+        depth: number of weight matrices L (hidden layers H = L − 1), ≥ 2.
+        width: hidden width N.
+        act: activation (``relu``, ``tanh``, ``linear``).
+        skip: residual skip connections between hidden layers.
+        iters: number of weight updates; ``None`` uses ``epochs``.
+        epochs: passes over the training set (may be fractional); both ``None`` → one epoch.
+        n_steps: inference steps T per batch; ``None`` → H (the μPC paper's default).
+        activity_lr: β, the step of gradient descent on the batch-mean free energy.
+        param_lr: Adam learning rate for the weights.
+        batch_size: samples per batch (the last partial batch of an epoch is dropped).
+        seed: seeds the weight init and the data order.
+        test_every: evaluate test accuracy and checkpoint every this many iterations.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
+        dtype: ``float32`` or ``float64``.
+        n_train, n_test: use only the first n samples (quick runs); ``None`` → all.
+    """
+
+    model: str = "mupc"
+    dataset: str = "mnist"
+    depth: int = 9
+    width: int = 128
+    act: str = "relu"
+    skip: bool = True
+    iters: int | None = None
+    epochs: float | None = None
+    n_steps: int | None = None
+    activity_lr: float = 0.5
+    param_lr: float = 0.1
+    batch_size: int = 64
+    seed: int = 0
+    test_every: int = 100
+    device: str = "auto"
+    dtype: str = "float32"
+    n_train: int | None = None
+    n_test: int | None = None
+
+    def __post_init__(self) -> None:
+        def bad(name: str, allowed: str) -> ConfigError:
+            return ConfigError(f"{name}={getattr(self, name)!r} is invalid: {allowed}")
+
+        if self.model not in MODELS:
+            raise bad("model", "choose one of " + ", ".join(MODELS))
+        if self.act not in [a.value for a in Activation]:
+            raise bad("act", "choose one of " + ", ".join(a.value for a in Activation))
+        if self.dtype not in ("float32", "float64"):
+            raise bad("dtype", "choose float32 or float64")
+        for name, minimum in (("depth", 2), ("width", 1), ("batch_size", 1), ("test_every", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise bad(name, f"must be an integer >= {minimum}")
+        for name in ("iters", "n_steps", "n_train", "n_test"):
+            value = getattr(self, name)
+            minimum = 0 if name == "n_steps" else 1
+            if value is not None and (not isinstance(value, int) or value < minimum):
+                raise bad(name, f"must be an integer >= {minimum}")
+        if self.iters is not None and self.epochs is not None:
+            raise ConfigError("give either iters or epochs, not both")
+        if self.epochs is not None and not (self.epochs > 0 and math.isfinite(self.epochs)):
+            raise bad("epochs", "must be > 0")
+        for name in ("activity_lr", "param_lr"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise bad(name, "must be a finite number > 0")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise bad("device", "choose auto, cpu, cuda or cuda:N")
+
+    @property
+    def algorithm(self) -> str:
+        """``pc`` or ``bp``."""
+        return "bp" if self.model == "bp" else "pc"
+
+    @property
+    def inference_steps(self) -> int:
+        return self.depth - 1 if self.n_steps is None else self.n_steps
+
+    def network_spec(self, data: Dataset) -> NetworkSpec:
+        param = Parameterisation.SP if self.model == "sp" else Parameterisation.MUPC
+        return NetworkSpec(
+            input_dim=data.input_dim,
+            width=self.width,
+            depth=self.depth,
+            output_dim=data.n_classes,
+            act=self.act,
+            param=param,
+            skip=self.skip,
+        )
+
+    def total_iterations(self, per_epoch: int) -> int:
+        if self.iters is not None:
+            return self.iters
+        return max(1, round((1.0 if self.epochs is None else self.epochs) * per_epoch))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        config: the run's configuration.
+        spec: the network specification built from it.
+        net: the trained network (weights on the training device).
+        history: per-iteration metrics (the rows of ``history.csv``).
+        test_acc: final test accuracy in [0, 1].
+        iterations: weight updates done in total (including those before a resume).
+        wall_s: wall-clock seconds of training in total.
+        gpu_energy_j: joules measured by NVML over the run, or ``None`` when not measured.
+        out_dir: the run folder, when one was written.
+    """
+
+    config: TrainConfig
+    spec: NetworkSpec
+    net: PCNet
+    history: History
+    test_acc: float
+    iterations: int
+    wall_s: float
+    gpu_energy_j: float | None
+    out_dir: Path | None
+
+    def weights(self) -> list[np.ndarray]:
+        """W_1..W_L as float64 numpy arrays."""
+        return self.net.numpy_weights()
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r} requested but no CUDA device is available; use --device cpu")
+    return torch.device(name)
+
+
+def _save_checkpoint(path: Path, net, opt, iteration: int, wall_s: float, energy_j: float | None, config) -> None:
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "iteration": iteration,
+        "wall_s": wall_s,
+        "gpu_energy_j": energy_j,
+        "config": config.to_dict(),
+        "spec": net.spec.to_dict(),
+        "model": net.state_dict(),
+        "optimizer": opt.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+    }
+    atomic_save(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint written by :func:`train` (tensors only; nothing arbitrary is unpickled)."""
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise ConfigError(f"{path} is not a pchw training checkpoint")
+    return state
+
+
+def load_trained(run_dir: str | Path) -> tuple[NetworkSpec, list[np.ndarray], TrainConfig]:
+    """(spec, float64 weights W_1..W_L, config) of a run folder written by ``pchw train``."""
+    path = Path(run_dir) / "checkpoint.pt"
+    if not path.exists():
+        raise ConfigError(f"no checkpoint at {path}; train one with `pchw train --out {run_dir}`")
+    state = load_checkpoint(path)
+    spec = NetworkSpec.from_dict(state["spec"])
+    net = PCNet(spec, dtype=torch.float64)
+    net.load_state_dict({k: v.double() for k, v in state["model"].items()})
+    return spec, net.numpy_weights(), TrainConfig.from_dict(state["config"])
+
+
+def _finite(t: torch.Tensor) -> bool:
+    return bool(torch.isfinite(t).all())
+
+
+def train(
+    config: TrainConfig,
+    *,
+    data: Dataset | None = None,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    show_progress: bool = False,
+) -> TrainResult:
+    """Train ``config.model`` and return a :class:`TrainResult`.
+
+    With ``out_dir`` the run writes ``config.json``, ``history.csv`` and ``checkpoint.pt``
+    (every ``test_every`` iterations, at the end, and on Ctrl-C); ``resume=True`` continues
+    from the checkpoint and gives bit-identical weights to an uninterrupted CPU run.
+    Raises :class:`DivergenceError` on a non-finite energy, loss or weight (the last good
+    checkpoint is kept) and :class:`Interrupted` after saving on Ctrl-C.
+    """
+    if resume and out_dir is None:
+        raise ConfigError("resume needs an output folder (--out)")
+    device = resolve_device(config.device)
+    if data is None:
+        data = load_dataset(config.dataset, n_train=config.n_train, n_test=config.n_test)
+    spec = config.network_spec(data)
+    dtype = torch_dtype(config.dtype)
+    batch = config.batch_size
+    n_train = len(data.x_train)
+    per_epoch = batches_per_epoch(n_train, batch)
+    if per_epoch == 0:
+        raise ConfigError(f"batch_size={batch} is larger than the {n_train} training samples")
+    total = config.total_iterations(per_epoch)
+
+    torch.manual_seed(config.seed)
+    net = PCNet(spec, seed=config.seed, dtype=dtype, device=device)
+    opt = torch.optim.Adam(net.parameters(), lr=config.param_lr)
+    x_train = torch.as_tensor(data.x_train, dtype=dtype, device=device)
+    y_train = torch.as_tensor(data.one_hot(data.y_train), dtype=dtype, device=device)
+    x_test = torch.as_tensor(data.x_test, dtype=dtype, device=device)
+    y_test = torch.as_tensor(data.y_test, device=device)
+
+    meter = open_meter(device)
+    columns = HISTORY_COLUMNS + (("gpu_energy_j",) if meter is not None else ())
+    history = History(columns=columns)
+    run = RunDir(out_dir) if out_dir is not None else None
+    start, wall_before, energy_before = 0, 0.0, 0.0
+    if run is not None:
+        run.start(config.to_dict(), resume=resume, may_change=("iters", "epochs", "test_every", "device"))
+        if resume:
+            state = load_checkpoint(run.checkpoint_path, map_location=device)
+            net.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["torch_rng"])
+            start, wall_before = int(state["iteration"]), float(state["wall_s"])
+            energy_before = float(state.get("gpu_energy_j") or 0.0)
+            history = run.read_history(columns)
+            history.truncate(start)
+
+    checkpoint_at: int | None = start if resume else None
+    t0 = time.perf_counter()
+
+    def wall() -> float:
+        return wall_before + time.perf_counter() - t0
+
+    def energy() -> float | None:
+        return None if meter is None else energy_before + meter.joules()
+
+    def checkpoint(iteration: int) -> None:
+        nonlocal checkpoint_at
+        if run is None:
+            return
+        history.write(run.history_path)
+        _save_checkpoint(run.checkpoint_path, net, opt, iteration, wall(), energy(), config)
+        checkpoint_at = iteration
+
+    params = (net.w_in, net.w_hid, net.w_out)
+    order: np.ndarray | None = None
+    order_epoch = -1
+    bar = progress(total, desc=f"train {config.model}", enabled=show_progress, initial=start)
+    try:
+        with InterruptGuard() as guard:
+            for it in range(start, total):
+                epoch, j = divmod(it, per_epoch)
+                if epoch != order_epoch:
+                    order = batch_indices(n_train, batch, seed=config.seed, epoch=epoch)
+                    order_epoch = epoch
+                idx = torch.as_tensor(order[j], device=device)
+                x, y = x_train[idx], y_train[idx]
+
+                opt.zero_grad(set_to_none=False)
+                if config.algorithm == "pc":
+                    z, out = net.feedforward(x)
+                    loss = 0.5 * (y - out).pow(2).sum() / batch
+                    net.inference(x, y, z, n_steps=config.inference_steps, activity_lr=config.activity_lr)
+                    free_energy, grads = net.energy_and_weight_grads(x, y, z)
+                    for p, g in zip(params, grads):
+                        p.grad = g
+                    if not _finite(free_energy):
+                        raise DivergenceError(it + 1, "the free energy", checkpoint_at)
+                    free_energy = float(free_energy)
+                else:
+                    loss = 0.5 * (y - net(x)).pow(2).sum() / batch
+                    loss.backward()
+                    free_energy = None
+                loss = float(loss.detach())
+                if not math.isfinite(loss):
+                    raise DivergenceError(it + 1, "the training loss", checkpoint_at)
+                opt.step()
+                if not all(_finite(p) for p in params):
+                    raise DivergenceError(it + 1, "a weight", checkpoint_at)
+
+                done = it + 1
+                row = {"iteration": done, "train_loss": loss, "free_energy": free_energy, "wall_s": wall()}
+                if meter is not None:
+                    row["gpu_energy_j"] = energy()
+                if done % config.test_every == 0 or done == total:
+                    row["test_acc"] = net.accuracy(x_test, y_test)
+                    history.append(**row)
+                    checkpoint(done)
+                    bar.set_postfix(loss=f"{loss:.4f}", test_acc=f"{row['test_acc']:.4f}")
+                else:
+                    history.append(**row)
+                bar.update(1)
+                if guard.requested:
+                    checkpoint(done)
+                    raise Interrupted(done, run.checkpoint_path if run is not None else None)
+    except DivergenceError:
+        if run is not None:
+            history.write(run.history_path)  # keep the record of what happened; checkpoint untouched
+        raise
+    finally:
+        bar.close()
+
+    test_acc = history.last("test_acc")
+    return TrainResult(
+        config=config,
+        spec=spec,
+        net=net,
+        history=history,
+        test_acc=float(test_acc if test_acc is not None else net.accuracy(x_test, y_test)),
+        iterations=total,
+        wall_s=wall(),
+        gpu_energy_j=energy(),
+        out_dir=Path(out_dir) if out_dir is not None else None,
+    )
