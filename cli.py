@@ -116,6 +116,38 @@ def train(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, ac
         click.echo(f"run saved to {result.out_dir}")
 
 
+# ---------------------------------------------------------------------------------------- demo
+@main.command()
+@click.option("--dataset", type=click.Choice(["mnist", "fashion-mnist", "synthetic"]), default="mnist",
+              show_default=True, help="Data set of the demo.")
+@click.option("--depth", type=int, default=9, show_default=True, help="Weight matrices L of both networks.")
+@click.option("--width", type=int, default=128, show_default=True, help="Hidden width N.")
+@click.option("--epochs", type=float, default=1.0, show_default=True, help="Epochs to train each network.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/demo", show_default=True,
+              help="Folder for the two run folders (replaced if it holds an earlier demo).")
+def demo(dataset, depth, width, epochs, out_dir) -> None:
+    """Train a small μPC network and its backprop (Depth-μP) twin; print both accuracies."""
+    import shutil
+    from pathlib import Path
+
+    from models.train import TrainConfig
+    from models.train import train as run_training
+
+    out = Path(out_dir)
+    results = {}
+    for model in ("mupc", "bp"):
+        run = out / model
+        if (run / "checkpoint.pt").exists():
+            shutil.rmtree(run)
+        config = TrainConfig(model=model, dataset=dataset, depth=depth, width=width, epochs=epochs,
+                             test_every=200)
+        results[model] = run_training(config, out_dir=run, show_progress=True)
+    click.echo(f"\n{dataset}, depth {depth}, width {width}, {epochs:g} epoch(s), batch 64, Adam 0.1:")
+    for model, label in (("mupc", "μPC (T = H, β = 0.5)"), ("bp", "backprop (Depth-μP)")):
+        r = results[model]
+        click.echo(f"  {label:<22} test accuracy {100 * r.test_acc:6.2f}%   {r.wall_s:6.1f} s   -> {r.out_dir}")
+
+
 # ---------------------------------------------------------------------------------------- data
 @main.group()
 def data() -> None:

@@ -1,0 +1,3 @@
+"""experiments — registry, runner, experiment modules, plots and reports."""
+
+__all__: list[str] = []
