@@ -50,7 +50,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
     errors: list[type[Exception]] = [DataError, RunError, SpecError]
     try:
-        from models.train import ConfigError
+        from models.training import ConfigError
 
         errors.append(ConfigError)
     except ImportError:  # torch missing: the train command reports that itself
@@ -97,8 +97,8 @@ def main() -> None:
 def train(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, activity_lr, param_lr,
           batch_size, seed, test_every, device, dtype, n_train, n_test, out_dir, resume, quiet) -> None:
     """Train a μPC / SP / backprop network and print its test accuracy."""
-    from models.train import TrainConfig
-    from models.train import train as run_training
+    from models.training import TrainConfig
+    from models.training import train as run_training
 
     config = TrainConfig(
         model=model, dataset=dataset, depth=depth, width=width, act=act, skip=not no_skip,
@@ -130,8 +130,8 @@ def demo(dataset, depth, width, epochs, out_dir) -> None:
     import shutil
     from pathlib import Path
 
-    from models.train import TrainConfig
-    from models.train import train as run_training
+    from models.training import TrainConfig
+    from models.training import train as run_training
 
     out = Path(out_dir)
     results = {}

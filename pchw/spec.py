@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 
 import numpy as np
 
@@ -23,7 +23,7 @@ class SpecError(ValueError):
     """An invalid network specification; the message names the field and what is allowed."""
 
 
-class Activation(str, Enum):
+class Activation(StrEnum):
     """Activation φ applied to a layer's activities before the next weight matrix."""
 
     RELU = "relu"
@@ -31,7 +31,7 @@ class Activation(str, Enum):
     LINEAR = "linear"
 
 
-class Parameterisation(str, Enum):
+class Parameterisation(StrEnum):
     """Scalings a_ℓ and initialisation of W (DESIGN.md §2)."""
 
     MUPC = "mupc"  # a_1 = 1/√D, a_ℓ = 1/√(N·L) (skips) or 1/√N, a_L = 1/N; W ~ N(0, 1)

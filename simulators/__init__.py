@@ -1,3 +1,5 @@
-"""simulators — fixed-step circuit dynamics of PC hardware (numpy reference, numba, brian2)."""
+"""simulators — fixed-step circuit dynamics of PC hardware (numpy reference, numba kernels)."""
 
-__all__: list[str] = []
+from .simulate import Backend, Init, Method, SimResult, SimulationError, simulate
+
+__all__ = ["Backend", "Init", "Method", "SimResult", "SimulationError", "simulate"]

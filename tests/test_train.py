@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-import models.train as train_module
-from models.train import ConfigError, TrainConfig, load_trained, train
+import models.training as train_module
+from models.training import ConfigError, TrainConfig, load_trained, train
 from pchw.data import synthetic_teacher_student
 from pchw.runlog import DivergenceError, History, Interrupted, RunError
 

@@ -1,0 +1,228 @@
+"""Hardware profiles: frozen, cited sets of prices and circuit constants.
+
+A profile is a TOML file. Every numeric field is a table with its value and its source:
+
+    name = "analog-rram-clocked"
+    description = "..."
+    substrate = "analog-clocked"          # digital | analog-clocked | analog-continuous | neuromorphic
+    precision = "fp32"                    # digital arithmetic of the periphery / digital chip
+    e_adc_j = { value = 1.67e-12, source = "ISAAC (Shafiee et al., ISCA 2016), 8-bit SAR ADC at 32 nm" }
+
+Fields left out take the defaults below (zero prices, the ideal circuit), so a profile only
+lists what it prices. Units are in the field names: ``_j`` joules, ``_w`` watts, ``_s``
+seconds, ``_bits`` bits, ``_bytes`` bytes. Presets ship in ``pchw/profiles/*.toml``
+(their figures come from REFERENCES.md); users load their own by path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from enum import Enum, StrEnum
+from pathlib import Path
+
+PRESET_DIR = Path(__file__).resolve().parent / "profiles"
+
+
+class ProfileError(ValueError):
+    """An invalid or unknown profile (one line: which file or field, what is allowed)."""
+
+
+class Substrate(StrEnum):
+    """Where the PC computation runs; decides which events a run produces (DESIGN.md §3–4)."""
+
+    DIGITAL = "digital"  # GPU / ASIC: MACs, ops and memory traffic, counted analytically
+    ANALOG_CLOCKED = "analog-clocked"  # crossbar MVMs; ADC/DAC at every step
+    ANALOG_CONTINUOUS = "analog-continuous"  # states stay analog; static power × settling time
+    NEUROMORPHIC = "neuromorphic"  # spiking cores: synaptic events and neuron updates
+
+
+class Precision(StrEnum):
+    """Digital arithmetic precision (of a digital chip, or of an analog chip's periphery)."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+    INT8 = "int8"
+
+    @property
+    def bits(self) -> int:
+        return {"fp32": 32, "bf16": 16, "int8": 8}[self.value]
+
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    """Prices and circuit constants of one piece of hardware.
+
+    Digital arithmetic and memory:
+        e_mac_j: energy of one multiply-accumulate at ``precision`` (J).
+        e_op_j: energy of one elementwise op (add, multiply, compare, activation) at ``precision`` (J).
+        e_sram_bit_j: energy per bit read or written in on-chip SRAM (J/bit).
+        e_dram_bit_j: energy per bit read or written off chip (DRAM/HBM) (J/bit).
+        sram_bytes: on-chip memory capacity; decides whether weights/activations spill to DRAM (bytes).
+    Analog crossbar and periphery:
+        e_cell_read_j: one crossbar cell read, V²·G·t (J) — an analog MAC in clocked mode.
+        t_cell_read_s: duration of one cell read (s); continuous mode draws e_cell_read_j / t_cell_read_s
+            per conducting cell for as long as it settles.
+        e_dac_j: one input conversion of ``dac_bits`` bits (J); bit-serial drive, so linear in bits.
+        dac_bits: DAC resolution (bits).
+        e_adc_j: one output conversion of ``adc_bits`` bits (J); Walden scaling, ∝ 2^bits.
+        adc_bits: ADC resolution (bits).
+        e_neuron_update_j: one value- or error-neuron update (integrator step) (J).
+        e_write_pulse_j: one programming pulse on a synapse (J).
+        e_synaptic_event_j: one synaptic (spike) operation (J).
+        p_static_w: static power of one active neuron circuit (value or error neuron) (W).
+        tau_s: integrator time constant τ of the value neurons (s).
+        dt_s: fixed step / clock period of the circuit (s).
+    """
+
+    name: str
+    description: str = ""
+    substrate: Substrate = Substrate.DIGITAL
+    precision: Precision = Precision.FP32
+    e_mac_j: float = 0.0
+    e_op_j: float = 0.0
+    e_sram_bit_j: float = 0.0
+    e_dram_bit_j: float = 0.0
+    sram_bytes: float = math.inf
+    e_cell_read_j: float = 0.0
+    t_cell_read_s: float = 1e-9
+    e_dac_j: float = 0.0
+    dac_bits: int = 8
+    e_adc_j: float = 0.0
+    adc_bits: int = 8
+    e_neuron_update_j: float = 0.0
+    e_write_pulse_j: float = 0.0
+    e_synaptic_event_j: float = 0.0
+    p_static_w: float = 0.0
+    tau_s: float = 1e-6
+    dt_s: float = 1e-7
+    sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        def enum(cls, value, name):
+            if isinstance(value, cls):
+                return value
+            try:
+                return cls(str(value))
+            except ValueError:
+                allowed = ", ".join(m.value for m in cls)
+                raise ProfileError(f"{self.name}: {name}={value!r} is not one of: {allowed}") from None
+
+        object.__setattr__(self, "substrate", enum(Substrate, self.substrate, "substrate"))
+        object.__setattr__(self, "precision", enum(Precision, self.precision, "precision"))
+        for f in fields(self):
+            if f.name in ("name", "description", "substrate", "precision", "sources"):
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ProfileError(f"{self.name}: {f.name}={value!r} must be a number")
+            if math.isnan(value) or value < 0:
+                raise ProfileError(f"{self.name}: {f.name}={value!r} must be >= 0")
+            if f.name.endswith("_bits") and not (float(value).is_integer() and 1 <= value <= 32):
+                raise ProfileError(f"{self.name}: {f.name}={value!r} must be an integer from 1 to 32")
+            if f.name.endswith("_s") and value == 0:
+                raise ProfileError(f"{self.name}: {f.name} must be > 0 (a zero time constant)")
+            if f.name != "sram_bytes" and math.isinf(value):
+                raise ProfileError(f"{self.name}: {f.name} must be finite")
+
+    @property
+    def is_circuit(self) -> bool:
+        """True for substrates simulated by the circuit simulator (analog, neuromorphic)."""
+        return self.substrate is not Substrate.DIGITAL
+
+    def values(self) -> dict:
+        """All fields as plain values (enums as strings), for config.json and reports."""
+        out = {}
+        for f in fields(self):
+            if f.name == "sources":
+                continue
+            v = getattr(self, f.name)
+            out[f.name] = v.value if isinstance(v, Enum) else v
+        return out
+
+    def replace(self, *, source: str = "set by the user", **changes) -> HardwareProfile:
+        """A copy with some fields changed (validated again); sweeps use this.
+
+        The changed fields' sources become ``source`` so no swept value keeps a citation
+        that no longer applies.
+        """
+        import dataclasses
+
+        sources = {**self.sources, **{k: source for k in changes if k not in _TEXT_FIELDS}}
+        return dataclasses.replace(self, **changes, sources=sources)
+
+
+_TEXT_FIELDS = {"name", "description", "substrate", "precision"}
+_NUMERIC_FIELDS = {f.name for f in fields(HardwareProfile)} - _TEXT_FIELDS - {"sources"}
+
+
+def parse_profile(data: dict, *, origin: str) -> HardwareProfile:
+    """Build a profile from parsed TOML; every unknown key or missing source is an error."""
+    if "name" not in data:
+        raise ProfileError(f"{origin}: missing 'name'")
+    kwargs: dict = {}
+    sources: dict[str, str] = {}
+    for key, raw in data.items():
+        if key in _TEXT_FIELDS:
+            if not isinstance(raw, str):
+                raise ProfileError(f"{origin}: {key} must be a string")
+            kwargs[key] = raw
+        elif key in _NUMERIC_FIELDS:
+            if not isinstance(raw, dict) or "value" not in raw or "source" not in raw:
+                raise ProfileError(f"{origin}: {key} must be a table {{ value = ..., source = \"...\" }}")
+            extra = set(raw) - {"value", "source"}
+            if extra:
+                raise ProfileError(f"{origin}: {key} has unknown keys {sorted(extra)}; allowed: value, source")
+            value = raw["value"]
+            if key == "sram_bytes" and value == "inf":
+                value = math.inf
+            kwargs[key] = value
+            sources[key] = str(raw["source"])
+        else:
+            allowed = ", ".join(sorted(_TEXT_FIELDS | _NUMERIC_FIELDS))
+            raise ProfileError(f"{origin}: unknown key {key!r}; allowed keys: {allowed}")
+    name = kwargs["name"]
+    try:
+        return HardwareProfile(**kwargs, sources=sources)
+    except ProfileError as exc:
+        raise ProfileError(f"{origin}: {str(exc).removeprefix(name + ': ')}") from None
+
+
+def list_profiles() -> list[str]:
+    """Names of the shipped presets."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def load_profile(name_or_path: str | Path) -> HardwareProfile:
+    """A preset by name (``pchw profiles list``) or a user's TOML file by path."""
+    text = str(name_or_path)
+    path = Path(text)
+    if text in list_profiles():  # a preset name wins over a same-named file in the working folder
+        path = PRESET_DIR / f"{text}.toml"
+    elif not (text.endswith(".toml") or path.exists()):
+        raise ProfileError(f"unknown profile {text!r}; presets: {', '.join(list_profiles())}, or a .toml path")
+    if not path.is_file():
+        raise ProfileError(f"profile file {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{path}: not valid TOML ({exc})") from None
+    return parse_profile(data, origin=str(path))
+
+
+def profile_to_toml(profile: HardwareProfile) -> str:
+    """The TOML text of a profile (a template users can copy and edit)."""
+    def quote(text: str) -> str:  # JSON string escapes are valid TOML basic-string escapes
+        return json.dumps(text, ensure_ascii=False)
+
+    lines = [f"{key} = {quote(str(profile.values()[key]))}" for key in ("name", "description", "substrate",
+                                                                          "precision")]
+    for key, value in profile.values().items():
+        if key in _TEXT_FIELDS:
+            continue
+        source = profile.sources.get(key, "default (not priced by this profile)")
+        shown = '"inf"' if value == math.inf else repr(value)
+        lines.append(f"{key} = {{ value = {shown}, source = {quote(source)} }}")
+    return "\n".join(lines) + "\n"

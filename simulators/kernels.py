@@ -1,0 +1,251 @@
+"""Numba kernels of the fixed-step PC circuit; numpy twin: :mod:`simulators.reference`.
+
+Kernels take arrays and scalars only, allocate their buffers once before the step loop and
+step with an integer counter. Two forms:
+
+- ``integrate_batched``: B independent circuits at once; the matrix products go to BLAS
+  (``np.dot`` with ``out=``), elementwise work is fused into one pass per layer.
+- ``integrate_single``: one circuit (B = 1); a single pass over each crossbar computes the
+  prediction of a row and immediately adds that row's feedback (Wᵀε), so every weight is read
+  once per gradient evaluation.
+
+Activation codes: 0 ReLU, 1 tanh, 2 linear. Methods: 0 Euler, 1 Heun.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+ACT_CODES = {"relu": 0, "tanh": 1, "linear": 2}
+METHOD_CODES = {"euler": 0, "heun": 1}
+
+
+@nb.njit(inline="always")
+def _phi(v, act):
+    if act == 0:
+        return v if v > 0.0 else 0.0 * v
+    if act == 1:
+        return np.tanh(v)
+    return v
+
+
+@nb.njit(inline="always")
+def _dphi(v, act):
+    if act == 0:
+        return 1.0 if v > 0.0 else 0.0
+    if act == 1:
+        t = np.tanh(v)
+        return 1.0 - t * t
+    return 1.0
+
+
+# ----------------------------------------------------------------------------------- batched
+@nb.njit(cache=True)
+def _grad_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out,
+                  mu1, y, z, zout, g, gout, eps, phz, pred, pred_out, eps_out, fb, energies):
+    """g ← ∂F_b/∂z for every sample b (and gout for a free output); energies ← F_b."""
+    h_layers, batch, n = z.shape
+    d_y = zout.shape[1]
+    for l in range(h_layers):
+        for b in range(batch):
+            for i in range(n):
+                phz[l, b, i] = _phi(z[l, b, i], act)
+    for b in range(batch):
+        for i in range(n):
+            eps[0, b, i] = z[0, b, i] - mu1[b, i]
+    for l in range(1, h_layers):
+        np.dot(phz[l - 1], w_hid_t[l - 1], pred)
+        for b in range(batch):
+            for i in range(n):
+                base = z[l - 1, b, i] if skip else 0.0
+                eps[l, b, i] = z[l, b, i] - (base + a_hid * pred[b, i])
+    np.dot(phz[h_layers - 1], w_out_t, pred_out)
+    for b in range(batch):
+        for k in range(d_y):
+            target = zout[b, k] if free_out else y[b, k]
+            eps_out[b, k] = target - a_out * pred_out[b, k]
+    for l in range(h_layers - 1):
+        np.dot(eps[l + 1], w_hid[l], fb[l])
+        for b in range(batch):
+            for i in range(n):
+                v = eps[l, b, i] - _dphi(z[l, b, i], act) * a_hid * fb[l, b, i]
+                if skip:
+                    v -= eps[l + 1, b, i]
+                g[l, b, i] = v
+    last = h_layers - 1
+    np.dot(eps_out, w_out, fb[last])
+    for b in range(batch):
+        for i in range(n):
+            g[last, b, i] = eps[last, b, i] - _dphi(z[last, b, i], act) * a_out * fb[last, b, i]
+        for k in range(d_y):
+            gout[b, k] = eps_out[b, k] if free_out else 0.0
+    for b in range(batch):
+        e = 0.0
+        for l in range(h_layers):
+            for i in range(n):
+                e += eps[l, b, i] * eps[l, b, i]
+        for k in range(d_y):
+            e += eps_out[b, k] * eps_out[b, k]
+        energies[b] = 0.5 * e
+
+
+@nb.njit(cache=True)
+def integrate_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out,
+                      mu1, y, z, zout, h, n_steps, method, energy_trace, state_trace):
+    """Integrate ``n_steps`` steps in place on (z, zout).
+
+    energy_trace: (n_steps + 1, B) or (0, B) to skip recording; state_trace likewise
+    (n_steps + 1, H, B, N) or (0, ...).
+    """
+    record_e = energy_trace.shape[0] > 0
+    record_s = state_trace.shape[0] > 0
+    g = np.empty_like(z)
+    eps = np.empty_like(z)
+    phz = np.empty_like(z)
+    fb = np.empty_like(z)
+    pred = np.empty_like(z[0])
+    gout = np.empty_like(zout)
+    pred_out = np.empty_like(zout)
+    eps_out = np.empty_like(zout)
+    energies = np.empty(z.shape[1], dtype=z.dtype)
+    z2 = np.empty_like(z) if method == 1 else z[:0]
+    zout2 = np.empty_like(zout) if method == 1 else zout[:0]
+    g2 = np.empty_like(z) if method == 1 else z[:0]
+    gout2 = np.empty_like(zout) if method == 1 else zout[:0]
+    for k in range(n_steps):
+        _grad_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out,
+                      mu1, y, z, zout, g, gout, eps, phz, pred, pred_out, eps_out, fb, energies)
+        if record_e:
+            energy_trace[k] = energies
+        if record_s:
+            state_trace[k] = z
+        if method == 0:
+            z -= h * g
+            if free_out:
+                zout -= h * gout
+        else:
+            for idx in np.ndindex(z.shape):
+                z2[idx] = z[idx] - h * g[idx]
+            for idx in np.ndindex(zout.shape):
+                zout2[idx] = zout[idx] - h * gout[idx] if free_out else zout[idx]
+            _grad_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out,
+                          mu1, y, z2, zout2, g2, gout2, eps, phz, pred, pred_out, eps_out, fb, energies)
+            for idx in np.ndindex(z.shape):
+                z[idx] -= 0.5 * h * (g[idx] + g2[idx])
+            if free_out:
+                for idx in np.ndindex(zout.shape):
+                    zout[idx] -= 0.5 * h * (gout[idx] + gout2[idx])
+    if record_e:
+        _grad_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out,
+                      mu1, y, z, zout, g, gout, eps, phz, pred, pred_out, eps_out, fb, energies)
+        energy_trace[n_steps] = energies
+    if record_s:
+        state_trace[n_steps] = z
+
+
+# ------------------------------------------------------------------------------ single sample
+@nb.njit(cache=True, fastmath=True)
+def _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, mu1, y, z, zout,
+                 g, gout, eps, phz, dz, fbacc):
+    """One circuit: g ← ∂F/∂z (H, N), gout (d_y,); returns F. One read of each weight."""
+    h_layers, n = z.shape
+    d_y = zout.shape[0]
+    for l in range(h_layers):
+        for i in range(n):
+            phz[l, i] = _phi(z[l, i], act)
+            dz[l, i] = _dphi(z[l, i], act)
+    for i in range(n):
+        eps[0, i] = z[0, i] - mu1[i]
+    energy = 0.0
+    for l in range(1, h_layers):
+        w = w_hid[l - 1]
+        for j in range(n):
+            fbacc[j] = 0.0
+        for i in range(n):
+            acc = 0.0
+            for j in range(n):
+                acc += w[i, j] * phz[l - 1, j]
+            base = z[l - 1, i] if skip else 0.0
+            e = z[l, i] - (base + a_hid * acc)
+            eps[l, i] = e
+            for j in range(n):
+                fbacc[j] += w[i, j] * e
+        for j in range(n):
+            v = eps[l - 1, j] - dz[l - 1, j] * a_hid * fbacc[j]
+            if skip:
+                v -= eps[l, j]
+            g[l - 1, j] = v
+    last = h_layers - 1
+    for j in range(n):
+        fbacc[j] = 0.0
+    for k in range(d_y):
+        acc = 0.0
+        for j in range(n):
+            acc += w_out[k, j] * phz[last, j]
+        target = zout[k] if free_out else y[k]
+        e = target - a_out * acc
+        gout[k] = e if free_out else 0.0
+        energy += e * e
+        for j in range(n):
+            fbacc[j] += w_out[k, j] * e
+    for j in range(n):
+        g[last, j] = eps[last, j] - dz[last, j] * a_out * fbacc[j]
+    for l in range(h_layers):
+        for i in range(n):
+            energy += eps[l, i] * eps[l, i]
+    return 0.5 * energy
+
+
+@nb.njit(cache=True, fastmath=True)
+def integrate_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, mu1, y, z, zout,
+                     h, n_steps, method, energy_trace, state_trace):
+    """One circuit, ``n_steps`` steps in place on z (H, N) and zout (d_y,); traces as batched
+    but without the batch axis: energy_trace (n_steps + 1,), state_trace (n_steps + 1, H, N)."""
+    record_e = energy_trace.shape[0] > 0
+    record_s = state_trace.shape[0] > 0
+    g = np.empty_like(z)
+    eps = np.empty_like(z)
+    phz = np.empty_like(z)
+    dz = np.empty_like(z)
+    fbacc = np.empty(z.shape[1], dtype=z.dtype)
+    gout = np.empty_like(zout)
+    z2 = np.empty_like(z)
+    zout2 = np.empty_like(zout)
+    g2 = np.empty_like(z)
+    gout2 = np.empty_like(zout)
+    h_layers, n = z.shape
+    d_y = zout.shape[0]
+    for k in range(n_steps):
+        energy = _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, mu1, y, z, zout,
+                              g, gout, eps, phz, dz, fbacc)
+        if record_e:
+            energy_trace[k] = energy
+        if record_s:
+            state_trace[k] = z
+        if method == 0:
+            for l in range(h_layers):
+                for i in range(n):
+                    z[l, i] -= h * g[l, i]
+            if free_out:
+                for i in range(d_y):
+                    zout[i] -= h * gout[i]
+        else:
+            for l in range(h_layers):
+                for i in range(n):
+                    z2[l, i] = z[l, i] - h * g[l, i]
+            for i in range(d_y):
+                zout2[i] = zout[i] - h * gout[i] if free_out else zout[i]
+            _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, mu1, y, z2, zout2,
+                         g2, gout2, eps, phz, dz, fbacc)
+            for l in range(h_layers):
+                for i in range(n):
+                    z[l, i] -= 0.5 * h * (g[l, i] + g2[l, i])
+            if free_out:
+                for i in range(d_y):
+                    zout[i] -= 0.5 * h * (gout[i] + gout2[i])
+    if record_e:
+        energy_trace[n_steps] = _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, mu1, y, z,
+                                             zout, g, gout, eps, phz, dz, fbacc)
+    if record_s:
+        state_trace[n_steps] = z

@@ -1,0 +1,242 @@
+"""``simulate``: deploy a network's weights on a hardware profile and integrate its PC circuit.
+
+τ dz/dt = −∂F_b/∂z for every sample b with a fixed step (Euler or Heun), output clamped to y
+(training-time inference) or free (prediction). With dt/τ = β/B one Euler step is exactly one
+step of the reference's batch-mean inference (DESIGN.md §3), which is how backends are compared.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from pchw.circuit_events import circuit_inference_counts
+from pchw.events import EnergyReport, EventCounts, price
+from pchw.oracle import feedforward, phi
+from pchw.profiles import HardwareProfile, load_profile
+from pchw.spec import NetworkSpec, SpecError, check_weights
+
+from . import kernels, reference
+from .reference import CircuitWeights
+
+
+class SimulationError(ValueError):
+    """An invalid simulation request (one line naming the value and what is allowed)."""
+
+
+class Backend(StrEnum):
+    NUMBA = "numba"
+    NUMPY = "numpy"
+
+
+class Method(StrEnum):
+    EULER = "euler"
+    HEUN = "heun"
+
+
+class Init(StrEnum):
+    FEEDFORWARD = "feedforward"  # activities start at the feedforward pass (the training default)
+    ZERO = "zero"  # the circuit starts discharged and settles (physical prediction)
+
+
+RECORDABLE = ("free_energy", "activities")
+
+
+@dataclass
+class SimResult:
+    """What :func:`simulate` returns.
+
+    Attributes:
+        z: final hidden activities (H, B, N).
+        output: final output (B, d_y): the free output neurons, or μ_L(z) when clamped.
+        free_energy: final per-sample energies F_b (B,); their mean is the batch-mean F.
+        free_energy_trace: (n_steps + 1, B) when recorded, else None.
+        activity_trace: (n_steps + 1, H, B, N) when recorded, else None.
+        counts: events of the whole run (all samples).
+        energy: joules of the whole run under the profile.
+        max_grad: largest |∂F_b/∂z| at the end (convergence measure).
+        circuit_time_s: circuit time per sample, n_steps · dt_s.
+        compile_s: numba compilation time of this call (0 when cached or numpy).
+        run_s: wall time of the integration.
+    """
+
+    z: np.ndarray
+    output: np.ndarray
+    free_energy: np.ndarray
+    free_energy_trace: np.ndarray | None
+    activity_trace: np.ndarray | None
+    counts: EventCounts
+    energy: EnergyReport
+    max_grad: float
+    circuit_time_s: float
+    compile_s: float
+    run_s: float
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def energy_per_sample_j(self) -> float:
+        return self.energy.total_j / self.z.shape[1]
+
+    def predictions(self) -> np.ndarray:
+        """Predicted classes, argmax of the output (B,)."""
+        return np.argmax(self.output, axis=1)
+
+
+def _enum(cls, value, name):
+    try:
+        return cls(value)
+    except ValueError:
+        raise SimulationError(f"{name}={value!r} is not one of: {', '.join(m.value for m in cls)}") from None
+
+
+_COMPILED: set = set()
+
+
+def _check_inputs(spec, weights, x, y, n_steps, dt_s, tau_s):
+    try:
+        check_weights(spec, weights)
+    except SpecError as exc:
+        raise SimulationError(str(exc)) from None
+    if x.ndim != 2 or x.shape[1] != spec.input_dim:
+        raise SimulationError(f"x has shape {x.shape}, expected (B, {spec.input_dim})")
+    if y is not None and y.shape != (x.shape[0], spec.output_dim):
+        raise SimulationError(f"y has shape {y.shape}, expected ({x.shape[0]}, {spec.output_dim})")
+    if not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
+        raise SimulationError(f"n_steps={n_steps!r} must be an integer >= 0")
+    for name, value in (("dt_s", dt_s), ("tau_s", tau_s)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise SimulationError(f"{name}={value!r} must be a finite number > 0")
+    if not (np.all(np.isfinite(x)) and (y is None or np.all(np.isfinite(y)))):
+        raise SimulationError("x and y must be finite")
+
+
+def simulate(
+    spec: NetworkSpec,
+    weights: list[np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    *,
+    profile: HardwareProfile | str = "ideal",
+    n_steps: int,
+    dt_s: float | None = None,
+    tau_s: float | None = None,
+    method: str = "euler",
+    backend: str = "numba",
+    init: str | None = None,
+    z0: np.ndarray | None = None,
+    seed: int = 0,
+    record: tuple[str, ...] = (),
+) -> SimResult:
+    """Integrate the PC circuit of ``spec`` with ``weights`` on ``profile`` for a batch x (B, D).
+
+    Args:
+        y: targets (B, d_y) to clamp the output to; ``None`` leaves the output free (prediction).
+        profile: a :class:`HardwareProfile` or a preset name / TOML path.
+        n_steps: fixed steps to integrate; the circuit runs for n_steps · dt_s seconds per sample.
+        dt_s, tau_s: step and integrator time constant (default: the profile's); h = dt_s / tau_s.
+        method: ``euler`` (first order) or ``heun`` (second order).
+        backend: ``numba`` (batched kernel, or the single-sample kernel when B = 1) or ``numpy``.
+        init: ``feedforward`` (default with a clamped output) or ``zero`` (default when free).
+        z0: explicit initial hidden activities (H, B, N) (overrides ``init``).
+        seed: seeds the noise sources of non-ideal profiles (same seed → identical results).
+        record: any of ``free_energy`` (per-step F_b) and ``activities`` (per-step z).
+    """
+    if isinstance(profile, str):
+        profile = load_profile(profile)
+    if profile.substrate.value == "digital":
+        raise SimulationError(f"profile {profile.name} is digital: price it with `pchw energy`, not simulate")
+    method_e = _enum(Method, method, "method")
+    backend_e = _enum(Backend, backend, "backend")
+    free_output = y is None
+    init_e = _enum(Init, init if init is not None else ("zero" if free_output else "feedforward"), "init")
+    for r in record:
+        if r not in RECORDABLE:
+            raise SimulationError(f"record={r!r} is not one of: {', '.join(RECORDABLE)}")
+    dt_s = profile.dt_s if dt_s is None else dt_s
+    tau_s = profile.tau_s if tau_s is None else tau_s
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    y_arr = None if y is None else np.ascontiguousarray(y, dtype=np.float64)
+    _check_inputs(spec, weights, x, y_arr, n_steps, dt_s, tau_s)
+    h = dt_s / tau_s
+    del seed  # the ideal circuit has no noise source; non-idealities draw from it
+
+    batch, n, hidden = x.shape[0], spec.width, spec.n_hidden
+    cw = CircuitWeights(spec, weights)
+    if z0 is not None:
+        if z0.shape != (hidden, batch, n):
+            raise SimulationError(f"z0 has shape {z0.shape}, expected {(hidden, batch, n)}")
+        z = np.array(z0, dtype=np.float64)
+        zout = np.zeros((batch, spec.output_dim))
+    elif init_e is Init.FEEDFORWARD:
+        zs, out = feedforward(spec, weights, x)
+        z, zout = np.stack(zs), out.copy()
+    else:
+        z, zout = np.zeros((hidden, batch, n)), np.zeros((batch, spec.output_dim))
+    y_in = y_arr if y_arr is not None else np.zeros((batch, spec.output_dim))
+    mu_first = cw.a_in * x @ cw.w_in.T
+
+    record_e, record_s = "free_energy" in record, "activities" in record
+    compile_s = 0.0
+    t0 = time.perf_counter()
+    if backend_e is Backend.NUMPY:
+        z, zout, e_trace, s_trace = reference.integrate(
+            cw, x, y_in, z, zout, h=h, n_steps=int(n_steps), method=method_e.value, free_output=free_output,
+            record_energy=record_e, record_states=record_s)
+    else:
+        compile_s, e_trace, s_trace = _run_numba(cw, mu_first, y_in, z, zout, h, int(n_steps), method_e,
+                                                 free_output, record_e, record_s)
+    run_s = time.perf_counter() - t0 - compile_s
+
+    g, _, energies = reference.gradient(cw, mu_first, y_in, z, zout, free_output)
+    output = zout if free_output else cw.a_out * phi(spec.act, z[-1]) @ cw.w_out.T
+    counts = circuit_inference_counts(spec, profile, n_steps=int(n_steps), dt_s=dt_s, n_samples=batch,
+                                      clamp_output=not free_output)
+    return SimResult(
+        z=z, output=output, free_energy=energies, free_energy_trace=e_trace, activity_trace=s_trace,
+        counts=counts, energy=price(counts, profile), max_grad=float(np.abs(g).max()) if g.size else 0.0,
+        circuit_time_s=n_steps * dt_s, compile_s=compile_s, run_s=run_s,
+        meta={"profile": profile.name, "method": method_e.value, "backend": backend_e.value,
+              "h": h, "dt_s": dt_s, "tau_s": tau_s, "n_steps": int(n_steps), "free_output": free_output},
+    )
+
+
+def _run_numba(cw, mu_first, y, z, zout, h, n_steps, method, free_output, record_e, record_s):
+    """Run the numba kernel in place on (z, zout); returns (compile_s, energy trace, state trace)."""
+    spec = cw.spec
+    batch = z.shape[1]
+    act = kernels.ACT_CODES[spec.act.value]
+    meth = kernels.METHOD_CODES[method.value]
+    single = batch == 1
+    key = ("single" if single else "batched", z.dtype.str)
+    compile_s = 0.0
+    if key not in _COMPILED:  # time the first call's compilation (or cache load) on a 0-step run
+        t0 = time.perf_counter()
+        _dispatch(cw, mu_first, y, z, zout, h, 0, meth, act, free_output, single, False, False)
+        compile_s = time.perf_counter() - t0
+        _COMPILED.add(key)
+    return (compile_s,) + _dispatch(cw, mu_first, y, z, zout, h, n_steps, meth, act, free_output, single,
+                                    record_e, record_s)
+
+
+def _dispatch(cw, mu_first, y, z, zout, h, n_steps, meth, act, free_output, single, record_e, record_s):
+    batch = z.shape[1]
+    if single:
+        zs, zo = np.ascontiguousarray(z[:, 0, :]), np.ascontiguousarray(zout[0])
+        e_trace = np.empty((n_steps + 1 if record_e else 0,))
+        s_trace = np.empty((n_steps + 1 if record_s else 0,) + zs.shape)
+        kernels.integrate_single(cw.w_hid, cw.w_out, cw.a_hid, cw.a_out, act, cw.spec.skip, free_output,
+                                 np.ascontiguousarray(mu_first[0]), np.ascontiguousarray(y[0]), zs, zo,
+                                 h, n_steps, meth, e_trace, s_trace)
+        z[:, 0, :], zout[0] = zs, zo
+        return (e_trace[:, None] if record_e else None, s_trace[:, :, None, :] if record_s else None)
+    e_trace = np.empty((n_steps + 1 if record_e else 0, batch))
+    s_trace = np.empty((n_steps + 1 if record_s else 0,) + z.shape)
+    w_hid_t = np.ascontiguousarray(cw.w_hid.transpose(0, 2, 1))
+    w_out_t = np.ascontiguousarray(cw.w_out.T)
+    kernels.integrate_batched(cw.w_hid, w_hid_t, cw.w_out, w_out_t, cw.a_hid, cw.a_out, act, cw.spec.skip,
+                              free_output, mu_first, y, z, zout, h, n_steps, meth, e_trace, s_trace)
+    return (e_trace if record_e else None, s_trace if record_s else None)

@@ -1,0 +1,264 @@
+import dataclasses
+import math
+import tomllib
+
+import pytest
+
+from pchw.profiles import (
+    PRESET_DIR,
+    HardwareProfile,
+    Precision,
+    ProfileError,
+    Substrate,
+    list_profiles,
+    load_profile,
+    parse_profile,
+    profile_to_toml,
+)
+
+PRESETS = {
+    "ideal",
+    "gpu-fp32",
+    "gpu-bf16",
+    "asic-int8-7nm",
+    "analog-rram-clocked",
+    "analog-rram-continuous",
+    "analog-cap-ota",
+    "neuromorphic-loihi",
+}
+TEXT = {"name", "description", "substrate", "precision", "sources"}
+NUMERIC = [f.name for f in dataclasses.fields(HardwareProfile) if f.name not in TEXT]
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(HardwareProfile) if f.name in NUMERIC}
+PRICES = [k for k in NUMERIC if k.startswith("e_") or k == "p_static_w"]
+
+
+def _write(tmp_path, text, name="mine.toml"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+VALID = """name = "mine"
+description = "a user profile"
+substrate = "analog-clocked"
+precision = "int8"
+e_cell_read_j = { value = 6.25e-15, source = "MLP_NeuroSim" }
+adc_bits = { value = 6, source = "ISAAC" }
+tau_s = { value = 1e-6, source = "design choice" }
+dt_s = { value = 1e-7, source = "design choice" }
+"""
+
+
+# ---- shipped presets ----------------------------------------------------------------------
+
+
+def test_preset_names_are_exactly_the_eight():
+    assert set(list_profiles()) == PRESETS
+    assert len(list_profiles()) == len(PRESETS)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_loads_and_every_set_field_has_a_source(name):
+    p = load_profile(name)
+    assert p.name == name  # file name = preset name = name field
+    assert p.description.strip()
+    raw = tomllib.loads((PRESET_DIR / f"{name}.toml").read_text(encoding="utf-8"))
+    set_numeric = [k for k in raw if k in NUMERIC]
+    assert set(p.sources) == set(set_numeric)
+    for key in set_numeric:
+        assert isinstance(raw[key], dict) and raw[key]["source"].strip(), key
+        assert p.sources[key].strip(), key
+    # Anything that differs from the defaults must have been set (hence sourced) in the file.
+    for key in NUMERIC:
+        if getattr(p, key) != DEFAULTS[key]:
+            assert key in p.sources, f"{name}: {key} differs from default without a source"
+    # Every preset file starts with a comment block.
+    assert (PRESET_DIR / f"{name}.toml").read_text(encoding="utf-8").startswith("#")
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_time_step_is_stable(name):
+    p = load_profile(name)
+    if p.is_circuit:
+        # dt/τ is the per-sample Euler step; must stay well below 2/λ_max (λ_max ≲ 5).
+        assert 0 < p.dt_s / p.tau_s <= 0.1 + 1e-12
+
+
+def test_ideal_prices_nothing():
+    p = load_profile("ideal")
+    assert p.substrate is Substrate.ANALOG_CLOCKED
+    for key in PRICES:
+        assert getattr(p, key) == 0, key
+    assert p.tau_s == 1.0 and p.dt_s == 0.1
+    assert "agreement" in p.description
+
+
+def test_digital_presets():
+    fp32 = load_profile("gpu-fp32")
+    assert fp32.substrate is Substrate.DIGITAL and fp32.precision is Precision.FP32
+    assert fp32.e_mac_j == 21e-12
+    assert fp32.e_op_j == 10.5e-12
+    assert fp32.e_dram_bit_j == 3.9e-12
+    assert fp32.e_sram_bit_j == 0  # on-chip traffic is inside TDP ÷ peak
+    assert fp32.sram_bytes == 50 * 2**20
+    bf16 = load_profile("gpu-bf16")
+    assert bf16.precision is Precision.BF16
+    assert bf16.e_mac_j == pytest.approx(2 * 0.71e-12)
+    asic = load_profile("asic-int8-7nm")
+    assert asic.precision is Precision.INT8
+    assert asic.e_mac_j == pytest.approx((0.2e-12 + 0.03e-12) * 0.094)
+    assert asic.e_op_j == pytest.approx(0.03e-12 * 0.094)
+    assert asic.e_sram_bit_j == pytest.approx(100e-12 / 64 * 0.094)
+    assert asic.e_dram_bit_j == pytest.approx(1.3e-9 / 64)
+    assert asic.sram_bytes == 2**20
+
+
+def test_analog_and_neuromorphic_spot_values():
+    clocked = load_profile("analog-rram-clocked")
+    assert clocked.e_dac_j == pytest.approx(3.36e-12)
+    assert clocked.dac_bits == 8 and clocked.adc_bits == 8
+    assert clocked.e_cell_read_j == pytest.approx(0.5**2 * 5e-6 * 5e-9)
+    assert clocked.e_write_pulse_j == pytest.approx(2**2 * 5e-6 * 10e-9)
+    assert clocked.dt_s == clocked.t_cell_read_s == 5e-9
+
+    # τ = C / g_m, g_m = I_bias / (n·U_T), U_T = kT/q at 300 K.
+    c, i_bias, n = 200e-15, 41e-6, 1.5
+    u_t = 1.380649e-23 * 300 / 1.602176634e-19
+    assert u_t == pytest.approx(25.85e-3, rel=1e-3)
+    tau = c * n * u_t / i_bias
+    for name in ("analog-rram-continuous", "analog-cap-ota"):
+        p = load_profile(name)
+        assert p.tau_s == pytest.approx(tau, rel=1e-3), name
+        assert p.dt_s == pytest.approx(0.1 * p.tau_s), name
+        assert p.p_static_w == 74e-6
+    assert load_profile("analog-rram-continuous").substrate is Substrate.ANALOG_CONTINUOUS
+    cap = load_profile("analog-cap-ota")
+    assert cap.e_cell_read_j == pytest.approx(1 / 8.7e12, rel=0.01)
+    assert cap.e_write_pulse_j == pytest.approx(200e-15 * 1.8 * 8.2e-3, rel=0.02)
+
+    loihi = load_profile("neuromorphic-loihi")
+    assert loihi.substrate is Substrate.NEUROMORPHIC
+    assert (loihi.e_synaptic_event_j, loihi.e_write_pulse_j, loihi.e_neuron_update_j) == (
+        23.6e-12,
+        120e-12,
+        52e-12,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_toml_round_trip(name):
+    p = load_profile(name)
+    text = profile_to_toml(p)
+    back = parse_profile(tomllib.loads(text), origin="round-trip")
+    assert back == p
+    assert back.values() == p.values()
+    for key, source in p.sources.items():
+        assert back.sources[key] == source.replace('"', "'")
+
+
+def test_round_trip_of_a_user_profile_with_inf(tmp_path):
+    p = load_profile(_write(tmp_path, VALID + 'sram_bytes = { value = "inf", source = "unbounded" }\n'))
+    assert math.isinf(p.sram_bytes)
+    assert parse_profile(tomllib.loads(profile_to_toml(p)), origin="x") == p
+
+
+# ---- user files ---------------------------------------------------------------------------
+
+
+def test_user_file_loads_by_path(tmp_path):
+    path = _write(tmp_path, VALID)
+    for ref in (path, str(path)):
+        p = load_profile(ref)
+        assert p.name == "mine"
+        assert p.substrate is Substrate.ANALOG_CLOCKED and p.precision is Precision.INT8
+        assert p.e_cell_read_j == 6.25e-15 and p.adc_bits == 6
+        assert p.sources["adc_bits"] == "ISAAC"
+        assert p.e_adc_j == 0 and "e_adc_j" not in p.sources  # left out = not priced
+
+
+@pytest.mark.parametrize(
+    "line, match",
+    [
+        ('bogus_j = { value = 1.0, source = "x" }', "unknown key 'bogus_j'"),
+        ('e_adc_j = { value = -1e-12, source = "x" }', r"e_adc_j.*>= 0"),
+        ('adc_bits = { value = 0, source = "x" }', r"adc_bits.*integer from 1 to 32"),
+        ('adc_bits = { value = 33, source = "x" }', r"adc_bits.*integer from 1 to 32"),
+        ('dac_bits = { value = 7.5, source = "x" }', r"dac_bits.*integer from 1 to 32"),
+        ("e_op_j = 1e-12", r"e_op_j must be a table"),
+        ("e_op_j = { value = 1e-12 }", r"e_op_j must be a table"),
+        ('e_op_j = { value = 1e-12, source = "x", unit = "J" }', r"e_op_j has unknown keys \['unit'\]"),
+        ('e_op_j = { value = "1 pJ", source = "x" }', r"e_op_j.*must be a number"),
+        ('e_op_j = { value = inf, source = "x" }', r"e_op_j must be finite"),
+        ('e_op_j = { value = nan, source = "x" }', r"e_op_j"),
+        ('e_op_j = { value = true, source = "x" }', r"e_op_j.*must be a number"),
+        ('substrate = "quantum"', r"substrate='quantum' is not one of: digital, analog-clocked"),
+        ('precision = "fp64"', r"precision='fp64' is not one of: fp32, bf16, int8"),
+        ("description = 3", r"description must be a string"),
+    ],
+)
+def test_invalid_user_files(tmp_path, line, match):
+    lines = [ln for ln in VALID.splitlines() if not ln.startswith(line.split(" ")[0] + " ")]
+    path = _write(tmp_path, "\n".join(lines + [line]) + "\n")
+    with pytest.raises(ProfileError, match=match) as info:
+        load_profile(path)
+    assert str(path) in str(info.value)  # the message names the file
+
+
+def test_zero_time_constant_is_rejected(tmp_path):
+    path = _write(tmp_path, VALID.replace("tau_s = { value = 1e-6", "tau_s = { value = 0"))
+    with pytest.raises(ProfileError, match=r"tau_s must be > 0"):
+        load_profile(path)
+
+
+def test_missing_name_is_rejected(tmp_path):
+    path = _write(tmp_path, "\n".join(VALID.splitlines()[1:]) + "\n")
+    with pytest.raises(ProfileError, match="missing 'name'"):
+        load_profile(path)
+
+
+def test_invalid_toml(tmp_path):
+    path = _write(tmp_path, 'name = "broken"\ne_op_j = { value = \n')
+    with pytest.raises(ProfileError, match="not valid TOML"):
+        load_profile(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ProfileError, match="does not exist"):
+        load_profile(tmp_path / "nope.toml")
+
+
+def test_unknown_preset_lists_the_presets():
+    with pytest.raises(ProfileError, match="unknown profile 'tpu-v9'") as info:
+        load_profile("tpu-v9")
+    for name in PRESETS:
+        assert name in str(info.value)
+
+
+# ---- replace ------------------------------------------------------------------------------
+
+
+def test_replace_revalidates():
+    p = load_profile("analog-rram-clocked")
+    q = p.replace(adc_bits=6, e_adc_j=1.2e-12)
+    assert (q.adc_bits, q.e_adc_j) == (6, 1.2e-12)
+    assert (p.adc_bits, p.e_adc_j) == (8, 1.67e-12)  # original unchanged (frozen)
+    assert q.sources["adc_bits"] == q.sources["e_adc_j"] == "set by the user"  # old citation dropped
+    assert q.sources["e_cell_read_j"] == p.sources["e_cell_read_j"]
+    with pytest.raises(ProfileError, match=r"e_cell_read_j.*>= 0"):
+        p.replace(e_cell_read_j=-1e-15)
+    with pytest.raises(ProfileError, match="dt_s must be > 0"):
+        p.replace(dt_s=0.0)
+    with pytest.raises(ProfileError, match="adc_bits"):
+        p.replace(adc_bits=33)
+    with pytest.raises(ProfileError, match="substrate"):
+        p.replace(substrate="optical")
+    assert p.replace(substrate="digital").substrate is Substrate.DIGITAL
+
+
+def test_profile_is_frozen_and_validated_directly():
+    p = HardwareProfile(name="x")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.e_mac_j = 1.0  # type: ignore[misc]
+    with pytest.raises(ProfileError, match="x: e_mac_j"):
+        HardwareProfile(name="x", e_mac_j=-1.0)
+    assert HardwareProfile(name="x", sram_bytes=math.inf).sram_bytes == math.inf
