@@ -42,9 +42,12 @@ def _dphi(v, act):
 
 # ----------------------------------------------------------------------------------- batched
 @nb.njit(cache=True)
-def _grad_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out,
+def _grad_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out, feedback,
                   mu1, y, z, zout, g, gout, eps, phz, pred, pred_out, eps_out, fb, energies):
-    """g ← ∂F_b/∂z for every sample b (and gout for a free output); energies ← F_b."""
+    """g ← ∂F_b/∂z for every sample b (and gout for a free output); energies ← F_b.
+
+    With ``feedback`` False each neuron follows only its own error (g = ε): the forward phase.
+    """
     h_layers, batch, n = z.shape
     d_y = zout.shape[1]
     for l in range(h_layers):
@@ -65,19 +68,23 @@ def _grad_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_
         for k in range(d_y):
             target = zout[b, k] if free_out else y[b, k]
             eps_out[b, k] = target - a_out * pred_out[b, k]
-    for l in range(h_layers - 1):
-        np.dot(eps[l + 1], w_hid[l], fb[l])
+    if feedback:
+        for l in range(h_layers - 1):
+            np.dot(eps[l + 1], w_hid[l], fb[l])
+            for b in range(batch):
+                for i in range(n):
+                    v = eps[l, b, i] - _dphi(z[l, b, i], act) * a_hid * fb[l, b, i]
+                    if skip:
+                        v -= eps[l + 1, b, i]
+                    g[l, b, i] = v
+        last = h_layers - 1
+        np.dot(eps_out, w_out, fb[last])
         for b in range(batch):
             for i in range(n):
-                v = eps[l, b, i] - _dphi(z[l, b, i], act) * a_hid * fb[l, b, i]
-                if skip:
-                    v -= eps[l + 1, b, i]
-                g[l, b, i] = v
-    last = h_layers - 1
-    np.dot(eps_out, w_out, fb[last])
+                g[last, b, i] = eps[last, b, i] - _dphi(z[last, b, i], act) * a_out * fb[last, b, i]
+    else:
+        g[:] = eps
     for b in range(batch):
-        for i in range(n):
-            g[last, b, i] = eps[last, b, i] - _dphi(z[last, b, i], act) * a_out * fb[last, b, i]
         for k in range(d_y):
             gout[b, k] = eps_out[b, k] if free_out else 0.0
     for b in range(batch):
@@ -91,7 +98,7 @@ def _grad_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_
 
 
 @nb.njit(cache=True)
-def integrate_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out,
+def integrate_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out, feedback,
                       mu1, y, z, zout, h, n_steps, method, energy_trace, state_trace):
     """Integrate ``n_steps`` steps in place on (z, zout).
 
@@ -114,7 +121,7 @@ def integrate_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, f
     g2 = np.empty_like(z) if method == 1 else z[:0]
     gout2 = np.empty_like(zout) if method == 1 else zout[:0]
     for k in range(n_steps):
-        _grad_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out,
+        _grad_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out, feedback,
                       mu1, y, z, zout, g, gout, eps, phz, pred, pred_out, eps_out, fb, energies)
         if record_e:
             energy_trace[k] = energies
@@ -129,7 +136,7 @@ def integrate_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, f
                 z2[idx] = z[idx] - h * g[idx]
             for idx in np.ndindex(zout.shape):
                 zout2[idx] = zout[idx] - h * gout[idx] if free_out else zout[idx]
-            _grad_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out,
+            _grad_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out, feedback,
                           mu1, y, z2, zout2, g2, gout2, eps, phz, pred, pred_out, eps_out, fb, energies)
             for idx in np.ndindex(z.shape):
                 z[idx] -= 0.5 * h * (g[idx] + g2[idx])
@@ -137,7 +144,7 @@ def integrate_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, f
                 for idx in np.ndindex(zout.shape):
                     zout[idx] -= 0.5 * h * (gout[idx] + gout2[idx])
     if record_e:
-        _grad_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out,
+        _grad_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out, feedback,
                       mu1, y, z, zout, g, gout, eps, phz, pred, pred_out, eps_out, fb, energies)
         energy_trace[n_steps] = energies
     if record_s:
@@ -146,7 +153,7 @@ def integrate_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, f
 
 # ------------------------------------------------------------------------------ single sample
 @nb.njit(cache=True, fastmath=True)
-def _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, mu1, y, z, zout,
+def _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, mu1, y, z, zout,
                  g, gout, eps, phz, dz, fbacc):
     """One circuit: g ← ∂F/∂z (H, N), gout (d_y,); returns F. One read of each weight."""
     h_layers, n = z.shape
@@ -155,6 +162,7 @@ def _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, mu1, y, z, zou
         for i in range(n):
             phz[l, i] = _phi(z[l, i], act)
             dz[l, i] = _dphi(z[l, i], act)
+    fbon = 1.0 if feedback else 0.0  # the forward phase drops the feedback terms
     for i in range(n):
         eps[0, i] = z[0, i] - mu1[i]
     energy = 0.0
@@ -172,9 +180,9 @@ def _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, mu1, y, z, zou
             for j in range(n):
                 fbacc[j] += w[i, j] * e
         for j in range(n):
-            v = eps[l - 1, j] - dz[l - 1, j] * a_hid * fbacc[j]
+            v = eps[l - 1, j] - fbon * dz[l - 1, j] * a_hid * fbacc[j]
             if skip:
-                v -= eps[l, j]
+                v -= fbon * eps[l, j]
             g[l - 1, j] = v
     last = h_layers - 1
     for j in range(n):
@@ -190,7 +198,7 @@ def _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, mu1, y, z, zou
         for j in range(n):
             fbacc[j] += w_out[k, j] * e
     for j in range(n):
-        g[last, j] = eps[last, j] - dz[last, j] * a_out * fbacc[j]
+        g[last, j] = eps[last, j] - fbon * dz[last, j] * a_out * fbacc[j]
     for l in range(h_layers):
         for i in range(n):
             energy += eps[l, i] * eps[l, i]
@@ -198,7 +206,7 @@ def _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, mu1, y, z, zou
 
 
 @nb.njit(cache=True, fastmath=True)
-def integrate_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, mu1, y, z, zout,
+def integrate_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, mu1, y, z, zout,
                      h, n_steps, method, energy_trace, state_trace):
     """One circuit, ``n_steps`` steps in place on z (H, N) and zout (d_y,); traces as batched
     but without the batch axis: energy_trace (n_steps + 1,), state_trace (n_steps + 1, H, N)."""
@@ -217,7 +225,7 @@ def integrate_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, mu1, y, z,
     h_layers, n = z.shape
     d_y = zout.shape[0]
     for k in range(n_steps):
-        energy = _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, mu1, y, z, zout,
+        energy = _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, mu1, y, z, zout,
                               g, gout, eps, phz, dz, fbacc)
         if record_e:
             energy_trace[k] = energy
@@ -236,7 +244,7 @@ def integrate_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, mu1, y, z,
                     z2[l, i] = z[l, i] - h * g[l, i]
             for i in range(d_y):
                 zout2[i] = zout[i] - h * gout[i] if free_out else zout[i]
-            _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, mu1, y, z2, zout2,
+            _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, mu1, y, z2, zout2,
                          g2, gout2, eps, phz, dz, fbacc)
             for l in range(h_layers):
                 for i in range(n):
@@ -245,7 +253,7 @@ def integrate_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, mu1, y, z,
                 for i in range(d_y):
                     zout[i] -= 0.5 * h * (gout[i] + gout2[i])
     if record_e:
-        energy_trace[n_steps] = _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, mu1, y, z,
+        energy_trace[n_steps] = _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, mu1, y, z,
                                              zout, g, gout, eps, phz, dz, fbacc)
     if record_s:
         state_trace[n_steps] = z

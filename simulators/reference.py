@@ -33,8 +33,11 @@ class CircuitWeights:
         self.a_in, self.a_hid, self.a_out = a[0], (a[1] if spec.depth > 2 else 0.0), a[-1]
 
 
-def gradient(cw: CircuitWeights, mu_first, y, z, zout, free_output: bool):
-    """(g (H, B, N), g_out (B, d_y) or None, per-sample energies (B,)) at state (z, zout)."""
+def gradient(cw: CircuitWeights, mu_first, y, z, zout, free_output: bool, feedback: bool = True):
+    """(g (H, B, N), g_out (B, d_y) or None, per-sample energies (B,)) at state (z, zout).
+
+    Without ``feedback`` every neuron follows only its own error, g = ε (the forward phase).
+    """
     spec = cw.spec
     phz = phi(spec.act, z)
     eps = np.empty_like(z)
@@ -48,15 +51,19 @@ def gradient(cw: CircuitWeights, mu_first, y, z, zout, free_output: bool):
     for l in range(spec.n_hidden - 1):
         fb[l] = cw.a_hid * eps[l + 1] @ cw.w_hid[l]
     fb[-1] = cw.a_out * eps_out @ cw.w_out
-    g = eps - dphi(spec.act, z) * fb
-    if spec.skip:
-        g[:-1] -= eps[1:]
+    if not feedback:
+        g = eps.copy()
+    else:
+        g = eps - dphi(spec.act, z) * fb
+        if spec.skip:
+            g[:-1] -= eps[1:]
     energies = 0.5 * (np.sum(eps * eps, axis=(0, 2)) + np.sum(eps_out * eps_out, axis=1))
     return g, (eps_out if free_output else None), energies
 
 
 def integrate(cw: CircuitWeights, x, y, z, zout, *, h: float, n_steps: int, method: str,
-              free_output: bool, record_energy: bool = False, record_states: bool = False):
+              free_output: bool, feedback: bool = True, record_energy: bool = False,
+              record_states: bool = False):
     """Integrate ``n_steps`` fixed steps from (z, zout); returns (z, zout, energy trace, states).
 
     ``energy trace`` is (n_steps + 1, B): F_b before each step and at the end (or None);
@@ -67,7 +74,7 @@ def integrate(cw: CircuitWeights, x, y, z, zout, *, h: float, n_steps: int, meth
     energies = np.empty((n_steps + 1, x.shape[0])) if record_energy else None
     states = np.empty((n_steps + 1,) + z.shape) if record_states else None
     for k in range(n_steps):
-        g, g_out, e = gradient(cw, mu_first, y, z, zout, free_output)
+        g, g_out, e = gradient(cw, mu_first, y, z, zout, free_output, feedback)
         if energies is not None:
             energies[k] = e
         if states is not None:
@@ -78,7 +85,7 @@ def integrate(cw: CircuitWeights, x, y, z, zout, *, h: float, n_steps: int, meth
                 zout -= h * g_out
         else:  # heun
             g2, g2_out, _ = gradient(cw, mu_first, y, z - h * g, zout - h * g_out if free_output else zout,
-                                     free_output)
+                                     free_output, feedback)
             z -= 0.5 * h * (g + g2)
             if free_output:
                 zout -= 0.5 * h * (g_out + g2_out)

@@ -46,6 +46,25 @@ class Init(StrEnum):
 RECORDABLE = ("free_energy", "activities")
 
 
+def check_circuit_time(dt_s: float, tau_s: float) -> None:
+    """Raise :class:`SimulationError` unless the step and time constant are finite and > 0."""
+    for name, value in (("dt_s", dt_s), ("tau_s", tau_s)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise SimulationError(f"{name}={value!r} must be a finite number > 0")
+
+
+def forward_settle_steps(n_hidden: int, h: float) -> int:
+    """Forward-phase steps for the prediction to settle onto the feedforward pass.
+
+    The forward phase is a cascade of H + 1 unit first-order lags: the output's delay is
+    Gamma(H + 1)-distributed in units of τ, with mean H + 1 and standard deviation √(H + 1). We run
+    to the mean plus six standard deviations (h = 1 is exact after H + 1 steps).
+    """
+    if h >= 1.0:
+        return n_hidden + 1
+    return int(math.ceil((n_hidden + 1 + 6.0 * math.sqrt(n_hidden + 1)) / h))
+
+
 @dataclass
 class SimResult:
     """What :func:`simulate` returns.
@@ -96,7 +115,7 @@ def _enum(cls, value, name):
 _COMPILED: set = set()
 
 
-def _check_inputs(spec, weights, x, y, n_steps, dt_s, tau_s):
+def _check_inputs(spec, weights, x, y, n_steps, ff_steps, dt_s, tau_s):
     try:
         check_weights(spec, weights)
     except SpecError as exc:
@@ -105,11 +124,10 @@ def _check_inputs(spec, weights, x, y, n_steps, dt_s, tau_s):
         raise SimulationError(f"x has shape {x.shape}, expected (B, {spec.input_dim})")
     if y is not None and y.shape != (x.shape[0], spec.output_dim):
         raise SimulationError(f"y has shape {y.shape}, expected ({x.shape[0]}, {spec.output_dim})")
-    if not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
-        raise SimulationError(f"n_steps={n_steps!r} must be an integer >= 0")
-    for name, value in (("dt_s", dt_s), ("tau_s", tau_s)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise SimulationError(f"{name}={value!r} must be a finite number > 0")
+    for name, value in (("n_steps", n_steps), ("ff_steps", ff_steps)):
+        if not isinstance(value, (int, np.integer)) or value < 0:
+            raise SimulationError(f"{name}={value!r} must be an integer >= 0")
+    check_circuit_time(dt_s, tau_s)
     if not (np.all(np.isfinite(x)) and (y is None or np.all(np.isfinite(y)))):
         raise SimulationError("x and y must be finite")
 
@@ -127,6 +145,7 @@ def simulate(
     method: str = "euler",
     backend: str = "numba",
     init: str | None = None,
+    ff_steps: int = 0,
     z0: np.ndarray | None = None,
     seed: int = 0,
     record: tuple[str, ...] = (),
@@ -140,7 +159,14 @@ def simulate(
         dt_s, tau_s: step and integrator time constant (default: the profile's); h = dt_s / tau_s.
         method: ``euler`` (first order) or ``heun`` (second order).
         backend: ``numba`` (batched kernel, or the single-sample kernel when B = 1) or ``numpy``.
-        init: ``feedforward`` (default with a clamped output) or ``zero`` (default when free).
+        init: ``feedforward`` — start at the exact feedforward pass, as the software reference
+            does (default with a clamped output; its cost is not counted) — or ``zero`` — start
+            discharged (default when free).
+        ff_steps: steps of a forward phase run before the ``n_steps`` of PC dynamics, in which
+            each value neuron follows only its own error (feedback off): τ dz_ℓ/dt = −ε_ℓ. It is
+            a cascade of first-order lags with unit eigenvalues, so it settles onto the
+            feedforward pass in about (H + a few)·τ whatever the weights — the circuit's own,
+            counted, way to compute a prediction (with h = 1 it is exact after H + 1 steps).
         z0: explicit initial hidden activities (H, B, N) (overrides ``init``).
         seed: seeds the noise sources of non-ideal profiles (same seed → identical results).
         record: any of ``free_energy`` (per-step F_b) and ``activities`` (per-step z).
@@ -160,7 +186,7 @@ def simulate(
     tau_s = profile.tau_s if tau_s is None else tau_s
     x = np.ascontiguousarray(x, dtype=np.float64)
     y_arr = None if y is None else np.ascontiguousarray(y, dtype=np.float64)
-    _check_inputs(spec, weights, x, y_arr, n_steps, dt_s, tau_s)
+    _check_inputs(spec, weights, x, y_arr, n_steps, ff_steps, dt_s, tau_s)
     h = dt_s / tau_s
     del seed  # the ideal circuit has no noise source; non-idealities draw from it
 
@@ -182,29 +208,39 @@ def simulate(
     record_e, record_s = "free_energy" in record, "activities" in record
     compile_s = 0.0
     t0 = time.perf_counter()
-    if backend_e is Backend.NUMPY:
-        z, zout, e_trace, s_trace = reference.integrate(
-            cw, x, y_in, z, zout, h=h, n_steps=int(n_steps), method=method_e.value, free_output=free_output,
-            record_energy=record_e, record_states=record_s)
-    else:
-        compile_s, e_trace, s_trace = _run_numba(cw, mu_first, y_in, z, zout, h, int(n_steps), method_e,
-                                                 free_output, record_e, record_s)
+    traces = []
+    for steps, feedback in ((int(ff_steps), False), (int(n_steps), True)):
+        if steps == 0 and (feedback is False or traces):
+            continue
+        if backend_e is Backend.NUMPY:
+            z, zout, e_trace, s_trace = reference.integrate(
+                cw, x, y_in, z, zout, h=h, n_steps=steps, method=method_e.value, free_output=free_output,
+                feedback=feedback, record_energy=record_e, record_states=record_s)
+        else:
+            c_s, e_trace, s_trace = _run_numba(cw, mu_first, y_in, z, zout, h, steps, method_e, free_output,
+                                               feedback, record_e, record_s)
+            compile_s += c_s
+        traces.append((e_trace, s_trace))
     run_s = time.perf_counter() - t0 - compile_s
+    # the forward phase's last point is the PC phase's first: keep it once
+    e_trace = np.concatenate([t[0][:-1] for t in traces[:-1]] + [traces[-1][0]]) if record_e else None
+    s_trace = np.concatenate([t[1][:-1] for t in traces[:-1]] + [traces[-1][1]]) if record_s else None
 
     g, _, energies = reference.gradient(cw, mu_first, y_in, z, zout, free_output)
     output = zout if free_output else cw.a_out * phi(spec.act, z[-1]) @ cw.w_out.T
     counts = circuit_inference_counts(spec, profile, n_steps=int(n_steps), dt_s=dt_s, n_samples=batch,
-                                      clamp_output=not free_output)
+                                      clamp_output=not free_output, ff_steps=int(ff_steps))
     return SimResult(
         z=z, output=output, free_energy=energies, free_energy_trace=e_trace, activity_trace=s_trace,
         counts=counts, energy=price(counts, profile), max_grad=float(np.abs(g).max()) if g.size else 0.0,
-        circuit_time_s=n_steps * dt_s, compile_s=compile_s, run_s=run_s,
+        circuit_time_s=(ff_steps + n_steps) * dt_s, compile_s=compile_s, run_s=run_s,
         meta={"profile": profile.name, "method": method_e.value, "backend": backend_e.value,
-              "h": h, "dt_s": dt_s, "tau_s": tau_s, "n_steps": int(n_steps), "free_output": free_output},
+              "h": h, "dt_s": dt_s, "tau_s": tau_s, "n_steps": int(n_steps), "ff_steps": int(ff_steps),
+              "free_output": free_output},
     )
 
 
-def _run_numba(cw, mu_first, y, z, zout, h, n_steps, method, free_output, record_e, record_s):
+def _run_numba(cw, mu_first, y, z, zout, h, n_steps, method, free_output, feedback, record_e, record_s):
     """Run the numba kernel in place on (z, zout); returns (compile_s, energy trace, state trace)."""
     spec = cw.spec
     batch = z.shape[1]
@@ -215,21 +251,22 @@ def _run_numba(cw, mu_first, y, z, zout, h, n_steps, method, free_output, record
     compile_s = 0.0
     if key not in _COMPILED:  # time the first call's compilation (or cache load) on a 0-step run
         t0 = time.perf_counter()
-        _dispatch(cw, mu_first, y, z, zout, h, 0, meth, act, free_output, single, False, False)
+        _dispatch(cw, mu_first, y, z, zout, h, 0, meth, act, free_output, feedback, single, False, False)
         compile_s = time.perf_counter() - t0
         _COMPILED.add(key)
-    return (compile_s,) + _dispatch(cw, mu_first, y, z, zout, h, n_steps, meth, act, free_output, single,
-                                    record_e, record_s)
+    return (compile_s,) + _dispatch(cw, mu_first, y, z, zout, h, n_steps, meth, act, free_output, feedback,
+                                    single, record_e, record_s)
 
 
-def _dispatch(cw, mu_first, y, z, zout, h, n_steps, meth, act, free_output, single, record_e, record_s):
+def _dispatch(cw, mu_first, y, z, zout, h, n_steps, meth, act, free_output, feedback, single, record_e,
+              record_s):
     batch = z.shape[1]
     if single:
         zs, zo = np.ascontiguousarray(z[:, 0, :]), np.ascontiguousarray(zout[0])
         e_trace = np.empty((n_steps + 1 if record_e else 0,))
         s_trace = np.empty((n_steps + 1 if record_s else 0,) + zs.shape)
         kernels.integrate_single(cw.w_hid, cw.w_out, cw.a_hid, cw.a_out, act, cw.spec.skip, free_output,
-                                 np.ascontiguousarray(mu_first[0]), np.ascontiguousarray(y[0]), zs, zo,
+                                 feedback, np.ascontiguousarray(mu_first[0]), np.ascontiguousarray(y[0]), zs, zo,
                                  h, n_steps, meth, e_trace, s_trace)
         z[:, 0, :], zout[0] = zs, zo
         return (e_trace[:, None] if record_e else None, s_trace[:, :, None, :] if record_s else None)
@@ -238,5 +275,5 @@ def _dispatch(cw, mu_first, y, z, zout, h, n_steps, meth, act, free_output, sing
     w_hid_t = np.ascontiguousarray(cw.w_hid.transpose(0, 2, 1))
     w_out_t = np.ascontiguousarray(cw.w_out.T)
     kernels.integrate_batched(cw.w_hid, w_hid_t, cw.w_out, w_out_t, cw.a_hid, cw.a_out, act, cw.spec.skip,
-                              free_output, mu_first, y, z, zout, h, n_steps, meth, e_trace, s_trace)
+                              free_output, feedback, mu_first, y, z, zout, h, n_steps, meth, e_trace, s_trace)
     return (e_trace if record_e else None, s_trace if record_s else None)

@@ -91,3 +91,64 @@ def test_console_script_help_runs():
     assert proc.returncode == 0
     for option in ("--model", "--activity-lr", "--param-lr", "--n-steps", "--resume", "--device"):
         assert option in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "syn"
+    code, text = run_cli("train", "--dataset", "synthetic", "--depth", "4", "--width", "16", "--iters", "60",
+                         "--param-lr", "0.05", "--device", "cpu", "--quiet", "--out", str(out))
+    assert code == 0, text
+    return out
+
+
+def test_profiles_commands(tmp_path):
+    code, text = run_cli("profiles", "list")
+    assert code == 0 and len(text.splitlines()) == 8 and "analog-rram-clocked" in text
+    code, toml_text = run_cli("profiles", "show", "gpu-fp32")
+    assert code == 0 and "e_mac_j = { value = 2.1e-11" in toml_text
+    mine = tmp_path / "mine.toml"
+    mine.write_text(toml_text.replace('name = "gpu-fp32"', 'name = "mine"'))
+    code, text = run_cli("profiles", "validate", str(mine))
+    assert code == 0 and text.startswith("ok: mine")
+    mine.write_text(toml_text.replace("e_mac_j = { value = 2.1e-11", "e_mac_j = { value = -2.1e-11"))
+    code, text = run_cli("profiles", "validate", str(mine))
+    assert code == 2 and text.count("\n") == 1 and "e_mac_j" in text and ">= 0" in text
+    code, text = run_cli("profiles", "show", "tpu-v9")
+    assert code == 2 and "unknown profile 'tpu-v9'" in text
+
+
+def test_simulate_command_matches_software_on_ideal(trained_run, tmp_path):
+    out = tmp_path / "sim.json"
+    code, text = run_cli("simulate", "--checkpoint", str(trained_run), "--profile", "ideal", "--samples", "200",
+                         "--quiet", "--json", str(out))
+    assert code == 0, text
+    result = json.loads(out.read_text())
+    assert result["n_samples"] == 200 and result["agreement"] == 1.0
+    assert result["test_acc"] == result["software_test_acc"]
+    assert f"{100 * result['test_acc']:6.2f}%" in text
+    code, text = run_cli("simulate", "--checkpoint", str(trained_run), "--profile", "analog-rram-clocked",
+                         "--samples", "50", "--quiet")
+    assert code == 0 and "energy per inference" in text and "dac" in text
+    code, text = run_cli("simulate", "--checkpoint", str(trained_run), "--profile", "gpu-fp32", "--quiet")
+    assert code == 2 and "digital" in text
+    code, text = run_cli("simulate", "--checkpoint", str(trained_run), "--dt-s", "-1", "--samples", "5", "--quiet")
+    assert code == 2 and "dt_s=-1.0" in text
+
+
+def test_energy_command_prices_every_preset(trained_run, tmp_path):
+    out = tmp_path / "energy.json"
+    code, text = run_cli("energy", "--checkpoint", str(trained_run), "--json", str(out))
+    assert code == 0, text
+    rows = json.loads(out.read_text())
+    seen = {(r["profile"], r["algorithm"], r["phase"]) for r in rows}
+    for name in ("gpu-fp32", "gpu-bf16", "asic-int8-7nm", "analog-rram-clocked", "analog-cap-ota"):
+        for algorithm in ("bp", "pc"):
+            assert (name, algorithm, "train") in seen and (name, algorithm, "inference") in seen
+    assert ("neuromorphic-loihi", "pc", "train") in seen and ("analog-rram-continuous", "pc", "inference") in seen
+    for r in rows:
+        assert r["energy_j"] == pytest.approx(sum(r["components_j"].values()))
+        assert r["energy_j"] > 0
+    gpu = {(r["profile"], r["algorithm"], r["phase"]): r["energy_j"] for r in rows}
+    assert gpu[("gpu-fp32", "pc", "train")] > gpu[("gpu-fp32", "bp", "train")]  # T inference steps cost MACs
+    assert gpu[("gpu-fp32", "bp", "train")] / gpu[("gpu-bf16", "bp", "train")] > 10

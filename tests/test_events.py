@@ -130,3 +130,30 @@ def test_pricing_is_linear_and_components_sum_to_total(a, b, k, name):
     for r in (ra, both, scaled):
         assert r.total_j == pytest.approx(math.fsum(r.components_j.values()), rel=1e-12, abs=1e-300)
         assert all(v >= 0 for v in r.components_j.values())
+
+
+def test_forward_phase_counts_by_hand():
+    p = load_profile("analog-rram-clocked")
+    c = circuit_inference_counts(TINY, p, n_steps=0, dt_s=DT, n_samples=1, clamp_output=False, ff_steps=3)
+    assert c.cell_reads == 6 + 3 * 15  # forward half of the crossbars only
+    assert c.dac_conversions == {8: 2 + 3 * 6}  # x; φ(z_1), φ(z_2) per step
+    assert c.adc_conversions == {8: 3 + 3 * (3 + 2) + 2}  # μ_1; μ_2 and μ_L per step; readout
+    assert c.neuron_updates == 3 * 16
+    cont = circuit_inference_counts(TINY, load_profile("analog-rram-continuous"), n_steps=2, dt_s=DT,
+                                    n_samples=1, clamp_output=False, ff_steps=3)
+    assert cont.cell_seconds == pytest.approx((6 * 5 + 15 * (3 + 2 * 2)) * DT)
+
+
+def test_update_forward_and_analog_bp_counts_by_hand():
+    from pchw.circuit_events import analog_bp_training_counts, analog_forward_counts, circuit_update_counts
+
+    p = load_profile("analog-rram-clocked")
+    up = circuit_update_counts(TINY, p)
+    assert up.write_pulses == 21 and up.dac_conversions == {8: (3 + 2) + (3 + 3) + (2 + 3)}
+    fwd = analog_forward_counts(TINY, p)
+    assert fwd.cell_reads == 21 and fwd.dac_conversions == {8: 2 + 6} and fwd.adc_conversions == {8: 6 + 2}
+    bp = analog_bp_training_counts(TINY, p, batch_size=2)
+    assert bp.cell_reads == 2 * (21 + 15) and bp.write_pulses == 21
+    assert bp.adc_conversions == {8: 2 * (8 + 6)} and bp.dac_conversions == {8: 2 * (8 + 2 + 3) + 16}
+    with pytest.raises(ValueError, match="analog-clocked crossbars only"):
+        analog_forward_counts(TINY, load_profile("analog-rram-continuous"))

@@ -142,3 +142,29 @@ def test_wrong_shapes_are_refused():
         simulate(spec, weights, x[:, :11], profile="ideal", n_steps=1)
     with pytest.raises(SimulationError, match="W_2 has shape"):
         simulate(spec, [weights[0], weights[1][:, :3]] + weights[2:], x, profile="ideal", n_steps=1)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_forward_phase_computes_the_feedforward_pass(backend):
+    spec, weights, x, _ = _net("relu", depth=7, batch=3)
+    _, out = oracle.feedforward(spec, weights, x)
+    # h = 1: each step passes the signal one layer on, exact after H + 1 steps
+    exact = simulate(spec, weights, x, profile="ideal", n_steps=0, ff_steps=spec.n_hidden + 1, dt_s=1.0,
+                     tau_s=1.0, backend=backend)
+    np.testing.assert_allclose(exact.output, out, rtol=1e-12, atol=1e-12)
+    assert exact.max_grad < 1e-12
+    short = simulate(spec, weights, x, profile="ideal", n_steps=0, ff_steps=spec.n_hidden, dt_s=1.0, tau_s=1.0,
+                     backend=backend)
+    assert np.abs(short.output - out).max() > 1e-3  # one step short: the output has not been reached
+    lagged = simulate(spec, weights, x, profile="ideal", n_steps=0, ff_steps=400, dt_s=0.1, tau_s=1.0,
+                      backend=backend, record=("free_energy",))
+    np.testing.assert_allclose(lagged.output, out, rtol=1e-7, atol=1e-9)
+    assert lagged.free_energy_trace.shape == (401, 3)
+
+
+def test_forward_then_pc_phase_traces_join():
+    spec, weights, x, y = _net(batch=2)
+    r = simulate(spec, weights, x, y, profile="ideal", init="zero", ff_steps=5, n_steps=7,
+                 record=("free_energy", "activities"))
+    assert r.free_energy_trace.shape == (13, 2) and r.activity_trace.shape[0] == 13
+    assert r.circuit_time_s == pytest.approx(12 * 0.1)
