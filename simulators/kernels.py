@@ -153,50 +153,72 @@ def integrate_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, f
 
 # ------------------------------------------------------------------------------ single sample
 @nb.njit(cache=True, fastmath=True)
+def _crossbar_pass(w, p, target, base, skip_coef, a, eps, fbacc):
+    """One pass over crossbar w (out, in): eps_i = target_i − skip_coef·base_i − a (w_i · p) for every
+    row i, and fbacc = Σ_i w_i eps_i (the feedback Wᵀε). Rows go four at a time so that p and
+    fbacc are loaded once per four rows (one read of each weight, two MACs)."""
+    n_out, n_in = w.shape
+    for j in range(n_in):
+        fbacc[j] = 0.0
+    i = 0
+    while i + 4 <= n_out:
+        a0 = 0.0
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        for j in range(n_in):
+            pj = p[j]
+            a0 += w[i, j] * pj
+            a1 += w[i + 1, j] * pj
+            a2 += w[i + 2, j] * pj
+            a3 += w[i + 3, j] * pj
+        e0 = target[i] - skip_coef * base[i] - a * a0
+        e1 = target[i + 1] - skip_coef * base[i + 1] - a * a1
+        e2 = target[i + 2] - skip_coef * base[i + 2] - a * a2
+        e3 = target[i + 3] - skip_coef * base[i + 3] - a * a3
+        eps[i] = e0
+        eps[i + 1] = e1
+        eps[i + 2] = e2
+        eps[i + 3] = e3
+        for j in range(n_in):
+            fbacc[j] += w[i, j] * e0 + w[i + 1, j] * e1 + w[i + 2, j] * e2 + w[i + 3, j] * e3
+        i += 4
+    while i < n_out:
+        acc = 0.0
+        for j in range(n_in):
+            acc += w[i, j] * p[j]
+        e = target[i] - skip_coef * base[i] - a * acc
+        eps[i] = e
+        for j in range(n_in):
+            fbacc[j] += w[i, j] * e
+        i += 1
+
+
+@nb.njit(cache=True, fastmath=True)
 def _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, mu1, y, z, zout,
-                 g, gout, eps, phz, dz, fbacc):
+                 g, gout, eps, eps_out, phz, dz, fbacc):
     """One circuit: g ← ∂F/∂z (H, N), gout (d_y,); returns F. One read of each weight."""
     h_layers, n = z.shape
     d_y = zout.shape[0]
+    fbon = 1.0 if feedback else 0.0  # the forward phase drops the feedback terms
+    skip_coef = 1.0 if skip else 0.0
     for l in range(h_layers):
         for i in range(n):
             phz[l, i] = _phi(z[l, i], act)
             dz[l, i] = _dphi(z[l, i], act)
-    fbon = 1.0 if feedback else 0.0  # the forward phase drops the feedback terms
     for i in range(n):
         eps[0, i] = z[0, i] - mu1[i]
-    energy = 0.0
     for l in range(1, h_layers):
-        w = w_hid[l - 1]
+        _crossbar_pass(w_hid[l - 1], phz[l - 1], z[l], z[l - 1], skip_coef, a_hid, eps[l], fbacc)
         for j in range(n):
-            fbacc[j] = 0.0
-        for i in range(n):
-            acc = 0.0
-            for j in range(n):
-                acc += w[i, j] * phz[l - 1, j]
-            base = z[l - 1, i] if skip else 0.0
-            e = z[l, i] - (base + a_hid * acc)
-            eps[l, i] = e
-            for j in range(n):
-                fbacc[j] += w[i, j] * e
-        for j in range(n):
-            v = eps[l - 1, j] - fbon * dz[l - 1, j] * a_hid * fbacc[j]
-            if skip:
-                v -= fbon * eps[l, j]
-            g[l - 1, j] = v
+            g[l - 1, j] = eps[l - 1, j] - fbon * (dz[l - 1, j] * a_hid * fbacc[j] + skip_coef * eps[l, j])
     last = h_layers - 1
-    for j in range(n):
-        fbacc[j] = 0.0
+    target = zout if free_out else y
+    _crossbar_pass(w_out, phz[last], target, target, 0.0, a_out, eps_out, fbacc)
+    energy = 0.0
     for k in range(d_y):
-        acc = 0.0
-        for j in range(n):
-            acc += w_out[k, j] * phz[last, j]
-        target = zout[k] if free_out else y[k]
-        e = target - a_out * acc
-        gout[k] = e if free_out else 0.0
-        energy += e * e
-        for j in range(n):
-            fbacc[j] += w_out[k, j] * e
+        gout[k] = eps_out[k] if free_out else 0.0
+        energy += eps_out[k] * eps_out[k]
     for j in range(n):
         g[last, j] = eps[last, j] - fbon * dz[last, j] * a_out * fbacc[j]
     for l in range(h_layers):
@@ -217,6 +239,7 @@ def integrate_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, 
     phz = np.empty_like(z)
     dz = np.empty_like(z)
     fbacc = np.empty(z.shape[1], dtype=z.dtype)
+    eps_out = np.empty_like(zout)
     gout = np.empty_like(zout)
     z2 = np.empty_like(z)
     zout2 = np.empty_like(zout)
@@ -226,7 +249,7 @@ def integrate_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, 
     d_y = zout.shape[0]
     for k in range(n_steps):
         energy = _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, mu1, y, z, zout,
-                              g, gout, eps, phz, dz, fbacc)
+                              g, gout, eps, eps_out, phz, dz, fbacc)
         if record_e:
             energy_trace[k] = energy
         if record_s:
@@ -245,7 +268,7 @@ def integrate_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, 
             for i in range(d_y):
                 zout2[i] = zout[i] - h * gout[i] if free_out else zout[i]
             _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, mu1, y, z2, zout2,
-                         g2, gout2, eps, phz, dz, fbacc)
+                         g2, gout2, eps, eps_out, phz, dz, fbacc)
             for l in range(h_layers):
                 for i in range(n):
                     z[l, i] -= 0.5 * h * (g[l, i] + g2[l, i])
@@ -254,6 +277,6 @@ def integrate_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, 
                     zout[i] -= 0.5 * h * (gout[i] + gout2[i])
     if record_e:
         energy_trace[n_steps] = _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, mu1, y, z,
-                                             zout, g, gout, eps, phz, dz, fbacc)
+                                             zout, g, gout, eps, eps_out, phz, dz, fbacc)
     if record_s:
         state_trace[n_steps] = z
