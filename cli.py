@@ -195,7 +195,8 @@ def profiles_validate(file) -> None:
 
 def _energy_table(rows, title: str) -> None:
     """Print energy reports as a table: one row each, the total and its largest components."""
-    click.echo(title)
+    if title:
+        click.echo(title)
     for label, report in rows:
         parts = sorted(((v, k) for k, v in report.components_j.items() if v > 0), reverse=True)[:3]
         share = ", ".join(f"{k} {100 * v / report.total_j:.0f}%" for v, k in parts) if report.total_j else "free"
@@ -286,7 +287,7 @@ def energy(checkpoint, names, batch_size, n_steps, json_path) -> None:
                        n_steps=n_steps if n_steps is not None else config.inference_steps)
     click.echo(f"depth {spec.depth}, width {spec.width}, {spec.input_dim}→{spec.output_dim}; "
                f"batch {batch_size or config.batch_size}; joules per example (largest components):")
-    _energy_table([(f"{r.profile} {r.algorithm.upper()} {r.phase}", r.report) for r in rows], "")
+    _energy_table([(f"{r.profile} {r.algorithm.upper()} {r.phase}", r.report) for r in rows], title="")
     if json_path:
         write_json(json_path, [r.to_dict() for r in rows])
 

@@ -76,7 +76,7 @@ def deploy(spec: NetworkSpec, weights: list[np.ndarray], x: np.ndarray, labels: 
     for start in range(0, len(x), chunk):
         xb = x[start : start + chunk].astype(np.float64)
         r = simulate(spec, weights, xb, profile=profile, n_steps=n_steps, ff_steps=ff_steps, dt_s=dt_s,
-                     tau_s=tau_s, method=method, backend=backend, init="zero", seed=seed + start)
+                     tau_s=tau_s, method=method, backend=backend, init="zero", seed=seed, sample_offset=start)
         predicted[start : start + len(xb)] = r.predictions()
         counts = counts + r.counts
         max_grad = max(max_grad, r.max_grad)

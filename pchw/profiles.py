@@ -75,6 +75,32 @@ class HardwareProfile:
         p_static_w: static power of one active neuron circuit (value or error neuron) (W).
         tau_s: integrator time constant τ of the value neurons (s).
         dt_s: fixed step / clock period of the circuit (s).
+    Non-idealities (every one off at its default; 0 means "off" where noted). MVMs work in
+    normalised units: inputs scaled by their absolute maximum, weights by the crossbar's w_max
+    (the conductance range g_max), outputs in those units ("full scale"):
+        weight_bits: conductance levels 2^bits, symmetric over ±w_max (0 = analog, unquantised).
+        weight_clip_std: w_max = this many standard deviations of the layer's weights, larger
+            weights clipped (0 = w_max is the largest |w|, nothing clipped).
+        prog_noise_frac: programming (write) noise σ at deployment, fraction of w_max.
+        drift_nu, drift_t0_s: conductance drift G(t) = G(t0)·(t/t0)^−ν (PCM law).
+        deploy_time_s: time since programming at which the network runs (0 = no drift).
+        read_noise_frac: σ of each weight read, fraction of w_max (output σ = this × ‖input‖₂).
+        out_noise_frac: additive output noise σ of every MVM, fraction of full scale.
+        out_bound: output saturation, ± this many full scales (0 = unbounded).
+        quantize_io: 1 = quantise MVM inputs (DAC, dac_bits) and outputs (ADC, adc_bits over
+            ±out_bound) at every step of the clocked mode; 0 = ideal converters.
+        leak_tau_s: integrator retention τ_leak; z decays by exp(−dt/τ_leak) per step (0 = none).
+        ktc_noise_frac: kT/C noise added to every value neuron each step, rms as a fraction of
+            the integrator's full swing.
+        z_full_scale: the activity that maps to the integrator's full swing (activity units).
+        act_mismatch_frac: σ of each neuron's fixed activation-gain error φ̃ = (1 + δ)φ.
+    Pulsed in-place updates (in-situ learning):
+        dw_min_frac: weight change of one programming pulse, fraction of w_max (0 = exact update).
+        up_down_asym: asymmetry a: up pulses move +dw_min(1 + a/2), down pulses −dw_min(1 − a/2).
+        c2c_frac: cycle-to-cycle noise σ of each pulse, fraction of dw_min.
+        d2d_frac: device-to-device σ of each device's dw_min (fixed per device).
+        soft_bounds: 1 = pulses shrink linearly to zero at ±w_max (saturating devices).
+        pulse_bl: length of the stochastic pulse trains (bits per update).
     """
 
     name: str
@@ -98,6 +124,26 @@ class HardwareProfile:
     p_static_w: float = 0.0
     tau_s: float = 1e-6
     dt_s: float = 1e-7
+    weight_bits: int = 0
+    weight_clip_std: float = 0.0
+    prog_noise_frac: float = 0.0
+    drift_nu: float = 0.0
+    drift_t0_s: float = 20.0
+    deploy_time_s: float = 0.0
+    read_noise_frac: float = 0.0
+    out_noise_frac: float = 0.0
+    out_bound: float = 0.0
+    quantize_io: int = 0
+    leak_tau_s: float = 0.0
+    ktc_noise_frac: float = 0.0
+    z_full_scale: float = 1.0
+    act_mismatch_frac: float = 0.0
+    dw_min_frac: float = 0.0
+    up_down_asym: float = 0.0
+    c2c_frac: float = 0.0
+    d2d_frac: float = 0.0
+    soft_bounds: int = 0
+    pulse_bl: int = 31
     sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -120,12 +166,24 @@ class HardwareProfile:
                 raise ProfileError(f"{self.name}: {f.name}={value!r} must be a number")
             if math.isnan(value) or value < 0:
                 raise ProfileError(f"{self.name}: {f.name}={value!r} must be >= 0")
-            if f.name.endswith("_bits") and not (float(value).is_integer() and 1 <= value <= 32):
-                raise ProfileError(f"{self.name}: {f.name}={value!r} must be an integer from 1 to 32")
-            if f.name.endswith("_s") and value == 0:
+            lowest = 0 if f.name in _ZERO_IS_OFF else 1
+            if f.name.endswith("_bits") and not (float(value).is_integer() and lowest <= value <= 32):
+                raise ProfileError(f"{self.name}: {f.name}={value!r} must be an integer from {lowest} to 32")
+            if f.name.endswith("_s") and value == 0 and f.name not in _ZERO_IS_OFF:
                 raise ProfileError(f"{self.name}: {f.name} must be > 0 (a zero time constant)")
+            if f.name in _FLAGS and value not in (0, 1):
+                raise ProfileError(f"{self.name}: {f.name}={value!r} must be 0 or 1")
+            if f.name in ("pulse_bl",) and not (float(value).is_integer() and value >= 1):
+                raise ProfileError(f"{self.name}: {f.name}={value!r} must be an integer >= 1")
+            if f.name == "up_down_asym" and value >= 2:
+                raise ProfileError(f"{self.name}: up_down_asym={value!r} must be < 2 (down pulses would grow)")
             if f.name != "sram_bytes" and math.isinf(value):
                 raise ProfileError(f"{self.name}: {f.name} must be finite")
+
+    @property
+    def is_ideal_circuit(self) -> bool:
+        """True when no non-ideality is switched on (results equal the ideal profile's)."""
+        return all(getattr(self, f) == 0 for f in _NONIDEAL_FIELDS)
 
     @property
     def is_circuit(self) -> bool:
@@ -154,6 +212,11 @@ class HardwareProfile:
         return dataclasses.replace(self, **changes, sources=sources)
 
 
+_ZERO_IS_OFF = {"weight_bits", "leak_tau_s", "deploy_time_s"}
+_FLAGS = {"quantize_io", "soft_bounds"}
+_NONIDEAL_FIELDS = ("weight_bits", "weight_clip_std", "prog_noise_frac", "deploy_time_s", "read_noise_frac",
+                    "out_noise_frac", "out_bound", "quantize_io", "leak_tau_s", "ktc_noise_frac",
+                    "act_mismatch_frac")
 _TEXT_FIELDS = {"name", "description", "substrate", "precision"}
 _NUMERIC_FIELDS = {f.name for f in fields(HardwareProfile)} - _TEXT_FIELDS - {"sources"}
 

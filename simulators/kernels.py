@@ -17,6 +17,9 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .devices import SAMPLE_BITS, SLOT_BITS, UNIT_BITS
+from .rng import normal
+
 ACT_CODES = {"relu": 0, "tanh": 1, "linear": 2}
 METHOD_CODES = {"euler": 0, "heun": 1}
 
@@ -40,48 +43,122 @@ def _dphi(v, act):
     return 1.0
 
 
+@nb.njit(inline="always")
+def _counter(ev, slot_index, sample, unit):
+    c = np.uint64(ev) << np.uint64(SLOT_BITS)
+    c = (c + np.uint64(slot_index)) << np.uint64(SAMPLE_BITS)
+    c = (c + np.uint64(sample)) << np.uint64(UNIT_BITS)
+    return c + np.uint64(unit)
+
+
+@nb.njit(cache=True)
+def _xbar(p, wt, out, noisy, pn, scale, w_max, nz, seed, ev, slot_base, samples):
+    """out ← p wt (B, n_out) through a crossbar; with ``noisy`` the converter and noise model of
+    :func:`simulators.devices.analog_mvm_np` (nz = StepNoise.as_array())."""
+    if not noisy:
+        np.dot(p, wt, out)
+        return
+    batch, n_in = p.shape
+    n_out = out.shape[1]
+    levels_in, levels_out, bound, read_sigma, out_sigma = nz[0], nz[1], nz[2], nz[3], nz[4]
+    for b in range(batch):
+        m = 0.0
+        for j in range(n_in):
+            v = abs(p[b, j])
+            if v > m:
+                m = v
+        scale[b] = m
+        safe = m if m > 0 else 1.0
+        for j in range(n_in):
+            v = p[b, j] / safe
+            if levels_in > 0:
+                v = np.rint(v * levels_in) / levels_in
+            pn[b, j] = v
+    np.dot(pn, wt, out)
+    for b in range(batch):
+        norm = 0.0
+        if read_sigma > 0:
+            for j in range(n_in):
+                norm += pn[b, j] * pn[b, j]
+            norm = np.sqrt(norm)
+        for i in range(n_out):
+            y = out[b, i] / w_max
+            if read_sigma > 0:
+                y = y + read_sigma * norm * normal(seed, _counter(ev, slot_base, samples[b], i))
+            if out_sigma > 0:
+                y = y + out_sigma * normal(seed, _counter(ev, slot_base + 1, samples[b], i))
+            if bound > 0:
+                y = min(max(y, -bound), bound)
+            if levels_out > 0:
+                y = np.rint(y / bound * levels_out) / levels_out * bound
+            out[b, i] = y * w_max * scale[b]
+
+
+@nb.njit(cache=True)
+def _after_update(z, nz, seed, step, ktc_base, samples):
+    """Integrator leak and kT/C noise on the value neurons (twin of reference._after_update)."""
+    leak, ktc = nz[5], nz[6]
+    h_layers, batch, n = z.shape
+    if leak != 1.0:
+        for l in range(h_layers):
+            for b in range(batch):
+                for i in range(n):
+                    z[l, b, i] *= leak
+    if ktc != 0.0:
+        for l in range(h_layers):
+            for b in range(batch):
+                for i in range(n):
+                    z[l, b, i] += ktc * normal(seed, _counter(step, ktc_base + l, samples[b], i))
+
+
 # ----------------------------------------------------------------------------------- batched
 @nb.njit(cache=True)
 def _grad_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out, feedback,
-                  mu1, y, z, zout, g, gout, eps, phz, pred, pred_out, eps_out, fb, energies):
+                  mu1, y, z, zout, g, gout, eps, phz, pred, pred_out, eps_out, fb, energies,
+                  noisy, nz, seed, ev, w_max, gains, samples, pn, pn_o, scale):
     """g ← ∂F_b/∂z for every sample b (and gout for a free output); energies ← F_b.
 
     With ``feedback`` False each neuron follows only its own error (g = ε): the forward phase.
     """
     h_layers, batch, n = z.shape
     d_y = zout.shape[1]
+    last_xbar = h_layers  # crossbars: 0 input, 1..H−1 hidden, H output
     for l in range(h_layers):
         for b in range(batch):
             for i in range(n):
-                phz[l, b, i] = _phi(z[l, b, i], act)
+                phz[l, b, i] = gains[l, i] * _phi(z[l, b, i], act)  # gains are 1 unless mismatched
     for b in range(batch):
         for i in range(n):
             eps[0, b, i] = z[0, b, i] - mu1[b, i]
     for l in range(1, h_layers):
-        np.dot(phz[l - 1], w_hid_t[l - 1], pred)
+        _xbar(phz[l - 1], w_hid_t[l - 1], pred, noisy, pn, scale, w_max[l], nz, seed, ev, (l * 2) * 2, samples)
         for b in range(batch):
             for i in range(n):
                 base = z[l - 1, b, i] if skip else 0.0
                 eps[l, b, i] = z[l, b, i] - (base + a_hid * pred[b, i])
-    np.dot(phz[h_layers - 1], w_out_t, pred_out)
+    _xbar(phz[h_layers - 1], w_out_t, pred_out, noisy, pn, scale, w_max[last_xbar], nz, seed, ev,
+          (last_xbar * 2) * 2, samples)
     for b in range(batch):
         for k in range(d_y):
             target = zout[b, k] if free_out else y[b, k]
             eps_out[b, k] = target - a_out * pred_out[b, k]
     if feedback:
         for l in range(h_layers - 1):
-            np.dot(eps[l + 1], w_hid[l], fb[l])
+            _xbar(eps[l + 1], w_hid[l], fb[l], noisy, pn, scale, w_max[l + 1], nz, seed, ev,
+                  ((l + 1) * 2 + 1) * 2, samples)
             for b in range(batch):
                 for i in range(n):
-                    v = eps[l, b, i] - _dphi(z[l, b, i], act) * a_hid * fb[l, b, i]
+                    v = eps[l, b, i] - gains[l, i] * _dphi(z[l, b, i], act) * a_hid * fb[l, b, i]
                     if skip:
                         v -= eps[l + 1, b, i]
                     g[l, b, i] = v
         last = h_layers - 1
-        np.dot(eps_out, w_out, fb[last])
+        _xbar(eps_out, w_out, fb[last], noisy, pn_o, scale, w_max[last_xbar], nz, seed, ev,
+              (last_xbar * 2 + 1) * 2, samples)
         for b in range(batch):
             for i in range(n):
-                g[last, b, i] = eps[last, b, i] - _dphi(z[last, b, i], act) * a_out * fb[last, b, i]
+                d = gains[last, i] * _dphi(z[last, b, i], act)
+                g[last, b, i] = eps[last, b, i] - d * a_out * fb[last, b, i]
     else:
         g[:] = eps
     for b in range(batch):
@@ -99,7 +176,8 @@ def _grad_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_
 
 @nb.njit(cache=True)
 def integrate_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out, feedback,
-                      mu1, y, z, zout, h, n_steps, method, energy_trace, state_trace):
+                      mu1, y, z, zout, h, n_steps, method, energy_trace, state_trace,
+                      nz, seed, step_offset, w_max, gains, samples):
     """Integrate ``n_steps`` steps in place on (z, zout).
 
     energy_trace: (n_steps + 1, B) or (0, B) to skip recording; state_trace likewise
@@ -116,13 +194,22 @@ def integrate_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, f
     pred_out = np.empty_like(zout)
     eps_out = np.empty_like(zout)
     energies = np.empty(z.shape[1], dtype=z.dtype)
+    noisy = nz[0] > 0 or nz[1] > 0 or nz[2] > 0 or nz[3] > 0 or nz[4] > 0
+    stepper = nz[5] != 1.0 or nz[6] != 0.0
+    pn = np.empty_like(z[0])
+    pn_o = np.empty_like(zout)
+    scale = np.empty(z.shape[1], dtype=z.dtype)
+    ktc_base = 4 * (z.shape[0] + 1)
     z2 = np.empty_like(z) if method == 1 else z[:0]
     zout2 = np.empty_like(zout) if method == 1 else zout[:0]
     g2 = np.empty_like(z) if method == 1 else z[:0]
     gout2 = np.empty_like(zout) if method == 1 else zout[:0]
     for k in range(n_steps):
+        step = step_offset + k
+        ev = 2 * step if method == 1 else step
         _grad_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out, feedback,
-                      mu1, y, z, zout, g, gout, eps, phz, pred, pred_out, eps_out, fb, energies)
+                      mu1, y, z, zout, g, gout, eps, phz, pred, pred_out, eps_out, fb, energies,
+                      noisy, nz, seed, ev, w_max, gains, samples, pn, pn_o, scale)
         if record_e:
             energy_trace[k] = energies
         if record_s:
@@ -137,15 +224,21 @@ def integrate_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, f
             for idx in np.ndindex(zout.shape):
                 zout2[idx] = zout[idx] - h * gout[idx] if free_out else zout[idx]
             _grad_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out, feedback,
-                          mu1, y, z2, zout2, g2, gout2, eps, phz, pred, pred_out, eps_out, fb, energies)
+                          mu1, y, z2, zout2, g2, gout2, eps, phz, pred, pred_out, eps_out, fb, energies,
+                          noisy, nz, seed, ev + 1, w_max, gains, samples, pn, pn_o, scale)
             for idx in np.ndindex(z.shape):
                 z[idx] -= 0.5 * h * (g[idx] + g2[idx])
             if free_out:
                 for idx in np.ndindex(zout.shape):
                     zout[idx] -= 0.5 * h * (gout[idx] + gout2[idx])
+        if stepper:
+            _after_update(z, nz, seed, step, ktc_base, samples)
     if record_e:
+        end = step_offset + n_steps
+        ev_end = 2 * end if method == 1 else end
         _grad_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out, feedback,
-                      mu1, y, z, zout, g, gout, eps, phz, pred, pred_out, eps_out, fb, energies)
+                      mu1, y, z, zout, g, gout, eps, phz, pred, pred_out, eps_out, fb, energies,
+                      noisy, nz, seed, ev_end, w_max, gains, samples, pn, pn_o, scale)
         energy_trace[n_steps] = energies
     if record_s:
         state_trace[n_steps] = z

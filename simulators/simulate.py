@@ -21,6 +21,7 @@ from pchw.profiles import HardwareProfile, load_profile
 from pchw.spec import NetworkSpec, SpecError, check_weights
 
 from . import kernels, reference
+from .devices import StepNoise, activation_gains, program_weights, step_noise
 from .reference import CircuitWeights
 
 
@@ -148,6 +149,7 @@ def simulate(
     ff_steps: int = 0,
     z0: np.ndarray | None = None,
     seed: int = 0,
+    sample_offset: int = 0,
     record: tuple[str, ...] = (),
 ) -> SimResult:
     """Integrate the PC circuit of ``spec`` with ``weights`` on ``profile`` for a batch x (B, D).
@@ -168,7 +170,10 @@ def simulate(
             feedforward pass in about (H + a few)·τ whatever the weights — the circuit's own,
             counted, way to compute a prediction (with h = 1 it is exact after H + 1 steps).
         z0: explicit initial hidden activities (H, B, N) (overrides ``init``).
-        seed: seeds the noise sources of non-ideal profiles (same seed → identical results).
+        seed: seeds the non-idealities: device programming, mismatch and every noise draw (same seed →
+            identical results, on every backend).
+        sample_offset: global index of the first sample, so that chunks of a data set draw
+            independent noise (noise is a function of seed, step, crossbar, sample and unit).
         record: any of ``free_energy`` (per-step F_b) and ``activities`` (per-step z).
     """
     if isinstance(profile, str):
@@ -188,10 +193,20 @@ def simulate(
     y_arr = None if y is None else np.ascontiguousarray(y, dtype=np.float64)
     _check_inputs(spec, weights, x, y_arr, n_steps, ff_steps, dt_s, tau_s)
     h = dt_s / tau_s
-    del seed  # the ideal circuit has no noise source; non-idealities draw from it
 
     batch, n, hidden = x.shape[0], spec.width, spec.n_hidden
-    cw = CircuitWeights(spec, weights)
+    nonideal = not profile.is_ideal_circuit
+    noise = step_noise(profile, dt_s=dt_s, seed=seed) if nonideal else None
+    if noise is not None and not noise.active:
+        noise = None
+    if nonideal:
+        programmed, w_max = program_weights(weights, profile, seed=seed)
+        cw = CircuitWeights(spec, programmed)
+        cw.w_max = w_max
+        cw.gains = activation_gains(spec, profile, seed=seed)
+    else:
+        cw = CircuitWeights(spec, weights)
+    samples = sample_offset + np.arange(batch)
     if z0 is not None:
         if z0.shape != (hidden, batch, n):
             raise SimulationError(f"z0 has shape {z0.shape}, expected {(hidden, batch, n)}")
@@ -203,30 +218,33 @@ def simulate(
     else:
         z, zout = np.zeros((hidden, batch, n)), np.zeros((batch, spec.output_dim))
     y_in = y_arr if y_arr is not None else np.zeros((batch, spec.output_dim))
-    mu_first = cw.a_in * x @ cw.w_in.T
+    mu_first = reference.first_prediction(cw, x, noise, samples)
 
     record_e, record_s = "free_energy" in record, "activities" in record
     compile_s = 0.0
     t0 = time.perf_counter()
     traces = []
+    offset = 0
     for steps, feedback in ((int(ff_steps), False), (int(n_steps), True)):
         if steps == 0 and (feedback is False or traces):
             continue
         if backend_e is Backend.NUMPY:
             z, zout, e_trace, s_trace = reference.integrate(
                 cw, x, y_in, z, zout, h=h, n_steps=steps, method=method_e.value, free_output=free_output,
-                feedback=feedback, record_energy=record_e, record_states=record_s)
+                feedback=feedback, record_energy=record_e, record_states=record_s, noise=noise,
+                step_offset=offset, samples=samples, mu_first=mu_first)
         else:
             c_s, e_trace, s_trace = _run_numba(cw, mu_first, y_in, z, zout, h, steps, method_e, free_output,
-                                               feedback, record_e, record_s)
+                                               feedback, record_e, record_s, noise, offset, samples)
             compile_s += c_s
+        offset += steps
         traces.append((e_trace, s_trace))
     run_s = time.perf_counter() - t0 - compile_s
     # the forward phase's last point is the PC phase's first: keep it once
     e_trace = np.concatenate([t[0][:-1] for t in traces[:-1]] + [traces[-1][0]]) if record_e else None
     s_trace = np.concatenate([t[1][:-1] for t in traces[:-1]] + [traces[-1][1]]) if record_s else None
 
-    g, _, energies = reference.gradient(cw, mu_first, y_in, z, zout, free_output)
+    g, _, energies = reference.gradient(cw, mu_first, y_in, z, zout, free_output)  # noiseless read-out
     output = zout if free_output else cw.a_out * phi(spec.act, z[-1]) @ cw.w_out.T
     counts = circuit_inference_counts(spec, profile, n_steps=int(n_steps), dt_s=dt_s, n_samples=batch,
                                       clamp_output=not free_output, ff_steps=int(ff_steps))
@@ -240,26 +258,34 @@ def simulate(
     )
 
 
-def _run_numba(cw, mu_first, y, z, zout, h, n_steps, method, free_output, feedback, record_e, record_s):
+_NO_NOISE = StepNoise(seed=0, levels_in=0.0, levels_out=0.0, out_bound=0.0, read_sigma=0.0, out_sigma=0.0,
+                      leak_factor=1.0, ktc_sigma=0.0)
+
+
+def _run_numba(cw, mu_first, y, z, zout, h, n_steps, method, free_output, feedback, record_e, record_s,
+               noise, step_offset, samples):
     """Run the numba kernel in place on (z, zout); returns (compile_s, energy trace, state trace)."""
     spec = cw.spec
     batch = z.shape[1]
     act = kernels.ACT_CODES[spec.act.value]
     meth = kernels.METHOD_CODES[method.value]
-    single = batch == 1
+    # the single-sample kernel models the ideal circuit
+    single = batch == 1 and noise is None and not np.any(cw.gains != 1.0)
+    noise = _NO_NOISE if noise is None else noise
+    extra = (noise, step_offset, samples)
     key = ("single" if single else "batched", z.dtype.str)
     compile_s = 0.0
     if key not in _COMPILED:  # time the first call's compilation (or cache load) on a 0-step run
         t0 = time.perf_counter()
-        _dispatch(cw, mu_first, y, z, zout, h, 0, meth, act, free_output, feedback, single, False, False)
+        _dispatch(cw, mu_first, y, z, zout, h, 0, meth, act, free_output, feedback, single, False, False, *extra)
         compile_s = time.perf_counter() - t0
         _COMPILED.add(key)
     return (compile_s,) + _dispatch(cw, mu_first, y, z, zout, h, n_steps, meth, act, free_output, feedback,
-                                    single, record_e, record_s)
+                                    single, record_e, record_s, *extra)
 
 
 def _dispatch(cw, mu_first, y, z, zout, h, n_steps, meth, act, free_output, feedback, single, record_e,
-              record_s):
+              record_s, noise, step_offset, samples):
     batch = z.shape[1]
     if single:
         zs, zo = np.ascontiguousarray(z[:, 0, :]), np.ascontiguousarray(zout[0])
@@ -275,5 +301,7 @@ def _dispatch(cw, mu_first, y, z, zout, h, n_steps, meth, act, free_output, feed
     w_hid_t = np.ascontiguousarray(cw.w_hid.transpose(0, 2, 1))
     w_out_t = np.ascontiguousarray(cw.w_out.T)
     kernels.integrate_batched(cw.w_hid, w_hid_t, cw.w_out, w_out_t, cw.a_hid, cw.a_out, act, cw.spec.skip,
-                              free_output, feedback, mu_first, y, z, zout, h, n_steps, meth, e_trace, s_trace)
+                              free_output, feedback, mu_first, y, z, zout, h, n_steps, meth, e_trace, s_trace,
+                              noise.as_array(), noise.seed, step_offset, cw.w_max, cw.gains,
+                              np.ascontiguousarray(samples, dtype=np.int64))
     return (e_trace if record_e else None, s_trace if record_s else None)

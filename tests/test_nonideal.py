@@ -1,0 +1,159 @@
+"""Non-idealities: each has its configured statistical effect, numba == numpy with noise on,
+and all of them at zero reproduce the ideal circuit bit for bit."""
+
+import numpy as np
+import pytest
+
+from pchw.profiles import load_profile
+from pchw.spec import NetworkSpec, init_weights
+from simulators import simulate
+from simulators.devices import (
+    analog_mvm_np,
+    program_weights,
+    quantize_weights,
+    step_noise,
+)
+from simulators.kernels import _xbar
+
+IDEAL = load_profile("ideal")
+NOISY = IDEAL.replace(quantize_io=1, out_bound=10.0, read_noise_frac=0.02, out_noise_frac=0.04, leak_tau_s=5.0,
+                      ktc_noise_frac=0.01, act_mismatch_frac=0.05, weight_bits=6, prog_noise_frac=0.02)
+
+
+def _net(batch=4, depth=5, width=12, seed=0):
+    spec = NetworkSpec(input_dim=10, width=width, depth=depth, output_dim=3)
+    rng = np.random.default_rng(seed)
+    return spec, init_weights(spec, seed=seed + 1), rng.standard_normal((batch, 10)), rng.standard_normal((batch, 3))
+
+
+def _mvm_samples(profile, n_samples=4000, n_in=64, n_out=8, seed=0):
+    """Many independent MVMs of the same input through both implementations."""
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(-1, 1, (n_out, n_in))
+    p = np.tile(rng.uniform(-1, 1, (1, n_in)), (n_samples, 1))
+    noise = step_noise(profile, dt_s=profile.dt_s, seed=seed)
+    samples = np.arange(n_samples)
+    ref = analog_mvm_np(w, p, 1.0, noise, eval_index=3, slot_base=4, samples=samples)
+    out = np.empty((n_samples, n_out))
+    _xbar(p, np.ascontiguousarray(w.T), out, True, np.empty_like(p), np.empty(n_samples), 1.0, noise.as_array(),
+          noise.seed, 3, 4, samples)
+    exact = p @ w.T
+    return ref, out, exact, p
+
+
+@pytest.mark.parametrize("field,sigma", [("read_noise_frac", 0.03), ("out_noise_frac", 0.05)])
+def test_mvm_noise_has_the_configured_sigma(field, sigma):
+    profile = IDEAL.replace(**{field: sigma})
+    ref, fast, exact, p = _mvm_samples(profile)
+    np.testing.assert_allclose(fast, ref, rtol=1e-12, atol=1e-12)  # numba == numpy, draw for draw
+    scale = np.abs(p[0]).max()  # outputs are in units of w_max · max|p|
+    per_unit = (fast - exact) / scale
+    if field == "read_noise_frac":
+        per_unit = per_unit / np.linalg.norm(p[0] / scale)  # read noise grows with ‖p_n‖₂
+    measured = per_unit.std(axis=0)
+    assert np.all(np.abs(measured / sigma - 1) < 0.05), measured
+    assert np.abs(per_unit.mean(axis=0)).max() < 4 * sigma / np.sqrt(len(p))
+
+
+def test_output_bound_and_converters():
+    profile = IDEAL.replace(quantize_io=1, out_bound=2.0, dac_bits=4, adc_bits=5)
+    ref, fast, exact, p = _mvm_samples(profile, n_samples=8)
+    np.testing.assert_array_equal(fast, ref)
+    scale = np.abs(p[0]).max()
+    assert np.abs(fast).max() <= 2.0 * scale + 1e-12  # saturation holds the bound
+    levels = np.unique(np.round(fast / scale / 2.0 * 15, 9))
+    assert np.allclose(levels, np.round(levels))  # ADC: 2^(5−1) − 1 = 15 levels a side
+    assert np.abs(np.clip(exact, -2 * scale, 2 * scale) - fast).max() <= 2 * scale * (1 / 15 + 64 / 7 / 2)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 5])
+def test_quantised_weights_take_at_most_2_to_the_bits_levels(bits):
+    spec, weights, *_ = _net(width=40)
+    programmed, w_max = program_weights(weights, IDEAL.replace(weight_bits=bits), seed=0)
+    for w, top in zip(programmed, w_max):
+        assert len(np.unique(w)) <= 2**bits
+        assert np.abs(w).max() <= top + 1e-12
+    fine = quantize_weights(weights[1], np.abs(weights[1]).max(), 12)
+    assert np.abs(fine - weights[1]).max() <= np.abs(weights[1]).max() / (2**11 - 1) / 2 + 1e-12
+
+
+def test_programming_noise_clipping_and_drift_laws():
+    spec, weights, *_ = _net(width=64)
+    programmed, w_max = program_weights(weights, IDEAL.replace(prog_noise_frac=0.03), seed=1)
+    diff = (programmed[1] - weights[1]) / w_max[1]
+    assert abs(diff.std() / 0.03 - 1) < 0.05
+    clipped, top = program_weights(weights, IDEAL.replace(weight_clip_std=1.5), seed=0)
+    assert top[1] == pytest.approx(1.5 * np.std(weights[1])) and np.abs(clipped[1]).max() <= top[1] + 1e-12
+    day = IDEAL.replace(drift_nu=0.05, drift_t0_s=20.0, deploy_time_s=86400.0)
+    drifted, _ = program_weights(weights, day, seed=0)
+    ratio = drifted[2] / weights[2]
+    assert ratio == pytest.approx(np.full_like(ratio, (86400 / 20) ** -0.05))
+    assert ratio.flat[0] == pytest.approx(0.66, abs=0.01)  # ≈ −34% after one day (REFERENCES.md)
+
+
+def _frozen_dynamics(profile, n_steps, batch=400):
+    """Zero network, huge τ: the PC dynamics barely move, what remains is the integrator."""
+    spec, weights, x, _ = _net(batch=batch)
+    weights = [np.zeros_like(w) for w in weights]
+    z0 = np.ones((spec.n_hidden, batch, spec.width))
+    return simulate(spec, weights, np.zeros_like(x), profile=profile, n_steps=n_steps, z0=z0, dt_s=1e-3,
+                    tau_s=1e9, record=("activities",))
+
+
+def test_leak_decays_with_the_configured_time_constant():
+    r = _frozen_dynamics(IDEAL.replace(leak_tau_s=0.05), n_steps=100)
+    # 100 steps of 1 ms with τ_leak = 50 ms: e^−2
+    assert r.z.mean() == pytest.approx(np.exp(-2.0), rel=1e-6)
+    trace = r.activity_trace[:, 0, 0, 0]
+    assert np.allclose(np.diff(np.log(trace)), -1e-3 / 0.05, rtol=1e-5)
+
+
+def test_ktc_noise_accumulates_as_a_random_walk():
+    sigma = 0.01
+    r = _frozen_dynamics(IDEAL.replace(ktc_noise_frac=sigma / 2, z_full_scale=2.0), n_steps=25)
+    spread = (r.z - 1.0).std()
+    assert spread == pytest.approx(sigma * np.sqrt(25), rel=0.05)
+
+
+@pytest.mark.parametrize("method", ["euler", "heun"])
+@pytest.mark.parametrize("free", [True, False])
+def test_numba_equals_numpy_with_every_noise_on(method, free):
+    spec, weights, x, y = _net()
+    kw = dict(profile=NOISY, n_steps=25, ff_steps=5, method=method, seed=7, record=("free_energy",))
+    target = None if free else y
+    ref = simulate(spec, weights, x, target, backend="numpy", **kw)
+    fast = simulate(spec, weights, x, target, backend="numba", **kw)
+    np.testing.assert_allclose(fast.z, ref.z, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fast.free_energy_trace, ref.free_energy_trace, rtol=1e-9, atol=1e-12)
+    ideal = simulate(spec, weights, x, target, profile=IDEAL, n_steps=25, ff_steps=5, method=method)
+    assert np.abs(fast.z - ideal.z).max() > 1e-3  # the noise did something
+
+
+def test_seeds_and_sample_offsets_decide_the_noise():
+    spec, weights, x, y = _net(batch=6)
+    a = simulate(spec, weights, x, y, profile=NOISY, n_steps=10, seed=1)
+    b = simulate(spec, weights, x, y, profile=NOISY, n_steps=10, seed=1)
+    c = simulate(spec, weights, x, y, profile=NOISY, n_steps=10, seed=2)
+    assert np.array_equal(a.z, b.z) and not np.array_equal(a.z, c.z)
+    # a chunk of samples 3..5 with its offset draws the same noise as inside the full batch
+    part = simulate(spec, weights, x[3:], y[3:], profile=NOISY, n_steps=10, seed=1, sample_offset=3)
+    np.testing.assert_allclose(part.z, a.z[:, 3:], rtol=1e-12, atol=1e-14)
+
+
+def test_every_nonideality_at_zero_is_the_ideal_circuit_bit_for_bit():
+    spec, weights, x, y = _net()
+    rram = load_profile("analog-rram-clocked")
+    off = rram.replace(quantize_io=0, out_bound=0.0, out_noise_frac=0.0, read_noise_frac=0.0, prog_noise_frac=0.0)
+    assert off.is_ideal_circuit and not rram.is_ideal_circuit
+    for backend in ("numpy", "numba"):
+        a = simulate(spec, weights, x, y, profile=off, n_steps=30, backend=backend, seed=5)
+        b = simulate(spec, weights, x, y, profile=IDEAL, n_steps=30, dt_s=off.dt_s, tau_s=off.tau_s, backend=backend)
+        assert np.array_equal(a.z, b.z)
+
+
+def test_activation_mismatch_gains():
+    from simulators.devices import activation_gains
+
+    spec = NetworkSpec(input_dim=3, width=500, depth=4, output_dim=2)
+    gains = activation_gains(spec, IDEAL.replace(act_mismatch_frac=0.1), seed=0)
+    assert gains.shape == (3, 500) and abs(gains.std() / 0.1 - 1) < 0.05 and abs(gains.mean() - 1) < 0.01
