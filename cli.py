@@ -85,10 +85,12 @@ def main() -> None:
 @click.option("--no-skip", is_flag=True, help="Remove the residual skip connections.")
 @click.option("--iters", type=int, default=None, help="Weight updates to train for (default: one epoch).")
 @click.option("--epochs", type=float, default=None, help="Epochs to train for (alternative to --iters).")
-@click.option("--n-steps", type=int, default=None, help="Inference steps T per batch (default: H).")
+@click.option("--n-steps", type=int, default=None,
+              help="Inference steps T per batch (default: H; with --on, 20 circuit steps after the forward phase).")
 @click.option("--activity-lr", type=float, default=0.5, show_default=True,
               help="β: step of gradient descent on the batch-mean free energy.")
-@click.option("--param-lr", type=float, default=0.1, show_default=True, help="Adam learning rate.")
+@click.option("--param-lr", type=float, default=None,
+              help="Adam learning rate (default 0.1); with --on, the SGD rate in μP units (default 0.03).")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Samples per batch.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of weight init and data order.")
 @click.option("--test-every", type=int, default=100, show_default=True,
@@ -102,15 +104,25 @@ def main() -> None:
               help="Run folder for config.json, history.csv and checkpoint.pt.")
 @click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--on", "on_profile", default=None,
+              help="Train in situ on this circuit profile (preset or TOML): the crossbars learn in place.")
+@click.option("--hidden-lr-mult", type=float, default=100.0, show_default=True,
+              help="With --on: extra SGD-rate factor of the input and hidden crossbars.")
 def train(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, activity_lr, param_lr,
-          batch_size, seed, test_every, device, dtype, n_train, n_test, out_dir, resume, quiet) -> None:
-    """Train a μPC / SP / backprop network and print its test accuracy."""
+          batch_size, seed, test_every, device, dtype, n_train, n_test, out_dir, resume, quiet, on_profile,
+          hidden_lr_mult) -> None:
+    """Train a μPC / SP / backprop network (in software, or in situ with --on) and print its accuracy."""
+    if on_profile is not None:
+        _train_insitu(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, param_lr, batch_size,
+                      seed, test_every, n_train, n_test, out_dir, resume, quiet, on_profile, hidden_lr_mult)
+        return
     from models.training import TrainConfig
     from models.training import train as run_training
 
     config = TrainConfig(
         model=model, dataset=dataset, depth=depth, width=width, act=act, skip=not no_skip,
-        iters=iters, epochs=epochs, n_steps=n_steps, activity_lr=activity_lr, param_lr=param_lr,
+        iters=iters, epochs=epochs, n_steps=n_steps, activity_lr=activity_lr,
+        param_lr=0.1 if param_lr is None else param_lr,
         batch_size=batch_size, seed=seed, test_every=test_every, device=device, dtype=dtype,
         n_train=n_train, n_test=n_test,
     )
@@ -122,6 +134,30 @@ def train(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, ac
     )
     if result.out_dir is not None:
         click.echo(f"run saved to {result.out_dir}")
+
+
+def _train_insitu(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, param_lr, batch_size, seed,
+                  test_every, n_train, n_test, out_dir, resume, quiet, on_profile, hidden_lr_mult) -> None:
+    from simulators.insitu import InsituConfig, train_insitu
+
+    if model == "bp":
+        raise click.UsageError("--on trains predictive coding in situ; backprop has no local circuit (use mupc or sp)")
+    config = InsituConfig(
+        profile=on_profile, dataset=dataset, depth=depth, width=width, act=act, skip=not no_skip,
+        param="sp" if model == "sp" else "mupc", iters=iters, epochs=epochs,
+        n_steps=20 if n_steps is None else n_steps, param_lr=0.03 if param_lr is None else param_lr,
+        hidden_lr_mult=hidden_lr_mult, batch_size=batch_size, seed=seed, test_every=test_every,
+        n_train=n_train, n_test=n_test,
+    )
+    r = train_insitu(config, out_dir=out_dir, resume=resume, show_progress=not quiet)
+    click.echo(f"in situ on {on_profile}: {model} depth={depth} width={width} {dataset}: test accuracy "
+               f"{100 * r.test_acc:.2f}% after {r.iterations} iterations ({r.wall_s:.1f} s)")
+    click.echo(f"  energy of the whole run {r.energy_j:.3e} J ({r.write_pulses:.3g} write pulses); by component:")
+    for component, joules in sorted(r.energy_components_j.items(), key=lambda kv: -kv[1]):
+        if joules > 0:
+            click.echo(f"    {component:<14} {joules:11.3e} J  {100 * joules / r.energy_j:5.1f}%")
+    if r.out_dir is not None:
+        click.echo(f"run saved to {r.out_dir}")
 
 
 # ---------------------------------------------------------------------------------------- demo
@@ -204,10 +240,18 @@ def _energy_table(rows, title: str) -> None:
 
 
 def _load_network(checkpoint, samples, seed=0):
+    """A trained network from a software (checkpoint.pt) or in-situ (checkpoint.npz) run folder."""
+    from pathlib import Path
+
     from models.training import load_trained
     from pchw.data import load_dataset
 
-    spec, weights, config = load_trained(checkpoint)
+    if (Path(checkpoint) / "checkpoint.npz").exists():
+        from simulators.insitu import load_insitu
+
+        spec, weights, config, _ = load_insitu(checkpoint)
+    else:
+        spec, weights, config = load_trained(checkpoint)
     data = load_dataset(config.dataset, n_test=samples)
     return spec, weights, config, data
 

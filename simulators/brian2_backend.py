@@ -50,9 +50,11 @@ Brian2 is imported lazily: importing this module never needs it; calls raise
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,10 +120,11 @@ def brian2_target() -> tuple[str, float]:
         t0 = time.perf_counter()
         try:
             b2.prefs.codegen.target = "cython"
-            probe = b2.NeuronGroup(2, "v : 1", name="pc_probe")
-            probe.run_regularly("v = v + 1", when="start")
-            net = b2.Network(probe)
-            net.run(2 * b2.defaultclock.dt)
+            with _quiet():
+                probe = b2.NeuronGroup(2, "v : 1", name="pc_probe")
+                probe.run_regularly("v = v + 1", when="start")
+                net = b2.Network(probe)
+                net.run(2 * b2.defaultclock.dt, namespace={})
             ok = np.array_equal(np.asarray(probe.v[:]), [2.0, 2.0])
             _TARGET_CACHE = ("cython", time.perf_counter() - t0) if ok else ("numpy", 0.0)
         except Exception:  # no compiler, no Cython, a broken toolchain: fall back
@@ -190,6 +193,14 @@ def _wiring(cw: CircuitWeights, batch: int):
     return out
 
 
+@contextlib.contextmanager
+def _quiet():
+    """Silence pyparsing's deprecation warnings that brian2 2.9 triggers on every equation it parses."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"'\w+' (argument is )?deprecated", category=DeprecationWarning)
+        yield
+
+
 def _check_state(cw, x, y, z, zout):
     spec = cw.spec
     batch = x.shape[0]
@@ -217,6 +228,13 @@ def integrate_brian2(cw: CircuitWeights, x, y, z, zout, *, h: float, n_steps: in
     _check_state(cw, x, y, z, zout)
     b2 = _brian2()
     _set_target(b2, target)
+    with _quiet():
+        return _integrate_rate(b2, cw, x, y, z, zout, h, n_steps, method, free_output, feedback, record_energy,
+                               record_states)
+
+
+def _integrate_rate(b2, cw, x, y, z, zout, h, n_steps, method, free_output, feedback, record_energy,
+                    record_states):
     spec = cw.spec
     hidden, batch, n = z.shape
     dy = spec.output_dim
@@ -398,6 +416,11 @@ def integrate_spiking(cw: CircuitWeights, x, y, z, zout, *, h: float, n_steps: i
     _check_state(cw, x, y, z, zout)
     b2 = _brian2()
     _set_target(b2, target)
+    with _quiet():
+        return _integrate_spiking(b2, cw, x, y, z, zout, h, n_steps, free_output, coding, seed, record_energy)
+
+
+def _integrate_spiking(b2, cw, x, y, z, zout, h, n_steps, free_output, coding, seed, record_energy):
     spec = cw.spec
     hidden, batch, n = z.shape
     dy = spec.output_dim

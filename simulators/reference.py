@@ -140,3 +140,17 @@ def integrate(cw: CircuitWeights, x, y, z, zout, *, h: float, n_steps: int, meth
     if states is not None:
         states[n_steps] = z
     return z, zout, energies, states
+
+
+def errors_at(cw: CircuitWeights, x, y, z) -> list[np.ndarray]:
+    """ε_1..ε_L (each (B, n_ℓ)) at hidden state z with the output clamped to y, noiselessly:
+    the learning signals each crossbar's rows see when the update is applied."""
+    spec = cw.spec
+    mu_first = first_prediction(cw, x)
+    phz = phi(spec.act, z)
+    eps = [z[0] - mu_first]
+    for l in range(1, spec.n_hidden):
+        mu = cw.a_hid * phz[l - 1] @ cw.w_hid[l - 1].T
+        eps.append(z[l] - (z[l - 1] + mu if spec.skip else mu))
+    eps.append(y - cw.a_out * phz[-1] @ cw.w_out.T)
+    return eps

@@ -147,9 +147,11 @@ def simulate(
     backend: str = "numba",
     init: str | None = None,
     ff_steps: int = 0,
+    ff_h: float | None = None,
     z0: np.ndarray | None = None,
     seed: int = 0,
     sample_offset: int = 0,
+    w_max: np.ndarray | None = None,
     record: tuple[str, ...] = (),
 ) -> SimResult:
     """Integrate the PC circuit of ``spec`` with ``weights`` on ``profile`` for a batch x (B, D).
@@ -169,11 +171,16 @@ def simulate(
             a cascade of first-order lags with unit eigenvalues, so it settles onto the
             feedforward pass in about (H + a few)·τ whatever the weights — the circuit's own,
             counted, way to compute a prediction (with h = 1 it is exact after H + 1 steps).
+        ff_h: dt/τ of the forward phase (default: the same as the PC phase). A clocked circuit can
+            switch its integrators to sample-and-hold (ff_h = 1) for an exact forward sweep.
         z0: explicit initial hidden activities (H, B, N) (overrides ``init``).
         seed: seeds the non-idealities: device programming, mismatch and every noise draw (same seed →
             identical results, on every backend).
         sample_offset: global index of the first sample, so that chunks of a data set draw
             independent noise (noise is a function of seed, step, crossbar, sample and unit).
+        w_max: per-crossbar full scales (L,) when ``weights`` already are device states (in-situ
+            training): they are used as they are, not programmed (no quantisation, programming
+            noise or drift applied again).
         record: any of ``free_energy`` (per-step F_b) and ``activities`` (per-step z).
     """
     if isinstance(profile, str):
@@ -200,7 +207,10 @@ def simulate(
     if noise is not None and not noise.active:
         noise = None
     if nonideal:
-        programmed, w_max = program_weights(weights, profile, seed=seed)
+        if w_max is None:
+            programmed, w_max = program_weights(weights, profile, seed=seed)
+        else:
+            programmed, w_max = weights, np.asarray(w_max, dtype=np.float64)
         cw = CircuitWeights(spec, programmed)
         cw.w_max = w_max
         cw.gains = activation_gains(spec, profile, seed=seed)
@@ -225,16 +235,19 @@ def simulate(
     t0 = time.perf_counter()
     traces = []
     offset = 0
-    for steps, feedback in ((int(ff_steps), False), (int(n_steps), True)):
+    ff_h = h if ff_h is None else ff_h
+    if not (math.isfinite(ff_h) and ff_h > 0):
+        raise SimulationError(f"ff_h={ff_h!r} must be a finite number > 0")
+    for steps, feedback, step_h in ((int(ff_steps), False, ff_h), (int(n_steps), True, h)):
         if steps == 0 and (feedback is False or traces):
             continue
         if backend_e is Backend.NUMPY:
             z, zout, e_trace, s_trace = reference.integrate(
-                cw, x, y_in, z, zout, h=h, n_steps=steps, method=method_e.value, free_output=free_output,
+                cw, x, y_in, z, zout, h=step_h, n_steps=steps, method=method_e.value, free_output=free_output,
                 feedback=feedback, record_energy=record_e, record_states=record_s, noise=noise,
                 step_offset=offset, samples=samples, mu_first=mu_first)
         else:
-            c_s, e_trace, s_trace = _run_numba(cw, mu_first, y_in, z, zout, h, steps, method_e, free_output,
+            c_s, e_trace, s_trace = _run_numba(cw, mu_first, y_in, z, zout, step_h, steps, method_e, free_output,
                                                feedback, record_e, record_s, noise, offset, samples)
             compile_s += c_s
         offset += steps

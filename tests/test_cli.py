@@ -152,3 +152,18 @@ def test_energy_command_prices_every_preset(trained_run, tmp_path):
     gpu = {(r["profile"], r["algorithm"], r["phase"]): r["energy_j"] for r in rows}
     assert gpu[("gpu-fp32", "pc", "train")] > gpu[("gpu-fp32", "bp", "train")]  # T inference steps cost MACs
     assert gpu[("gpu-fp32", "bp", "train")] / gpu[("gpu-bf16", "bp", "train")] > 10
+
+
+def test_train_on_a_circuit_profile_and_deploy_the_result(tmp_path):
+    out = tmp_path / "insitu"
+    code, text = run_cli("train", "--on", "ideal", "--dataset", "synthetic", "--depth", "3", "--width", "16",
+                         "--iters", "30", "--test-every", "10", "--quiet", "--out", str(out))
+    assert code == 0, text
+    assert "in situ on ideal" in text and "energy of the whole run" in text
+    assert (out / "checkpoint.npz").exists() and len(History.read(out / "history.csv").rows) == 30
+    code, text = run_cli("simulate", "--checkpoint", str(out), "--profile", "ideal", "--samples", "50", "--quiet")
+    assert code == 0 and "circuit test accuracy" in text, text
+    code, text = run_cli("train", "--on", "ideal", "--model", "bp", "--dataset", "synthetic", "--iters", "2")
+    assert code == 2 and "backprop has no local circuit" in text
+    code, text = run_cli("train", "--on", "gpu-fp32", "--dataset", "synthetic", "--iters", "2", "--quiet")
+    assert code == 2 and "digital" in text
