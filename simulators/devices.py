@@ -6,7 +6,8 @@ Programming (once, at deployment; numpy, shared by every backend):
     drift: W ← W · (t/t0)^−ν at the deployment time t.
 Per step (inside both steppers), for every MVM y = W p of a crossbar:
     s = max|p| (the DAC's input range), p_n = p/s, quantised to dac_bits (clocked mode);
-    y_n = W p_n / w_max + σ_read‖p_n‖₂ ξ + σ_out ξ, clipped to ±out_bound, quantised to
+    y_n = W p_n / w_max + σ_read‖p_n‖₂ ξ₁ + σ_out ξ₂ (drawn as one Gaussian of the summed
+    variance), clipped to ±out_bound, quantised to
     adc_bits over ±out_bound (clocked mode); y = y_n · w_max · s.
 Value neurons: z ← z·exp(−dt/τ_leak) + σ_kTC ξ after each update; activation circuits have a
 fixed per-neuron gain error (1 + δ), δ ~ N(0, act_mismatch_frac²).
@@ -156,13 +157,12 @@ def analog_mvm_np(w: np.ndarray, p: np.ndarray, w_max: float, noise: StepNoise, 
         pn = np.rint(pn * noise.levels_in) / noise.levels_in
     yn = pn @ w.T / w_max
     units = np.arange(w.shape[0])
-    if noise.read_sigma:
+    if noise.read_sigma or noise.out_sigma:
+        # read noise σ_r‖p_n‖₂ and output noise σ_o are independent Gaussians: one draw of their sum
+        norm2 = np.sum(pn * pn, axis=1, keepdims=True) if noise.read_sigma else 0.0
+        sigma = np.sqrt(noise.read_sigma**2 * norm2 + noise.out_sigma**2)
         ctr = counter(eval_index, slot_base, samples[:, None], units[None, :])
-        norm = np.sqrt(np.sum(pn * pn, axis=1, keepdims=True))
-        yn = yn + noise.read_sigma * norm * normal_np(noise.seed, ctr)
-    if noise.out_sigma:
-        ctr = counter(eval_index, slot_base + 1, samples[:, None], units[None, :])
-        yn = yn + noise.out_sigma * normal_np(noise.seed, ctr)
+        yn = yn + sigma * normal_np(noise.seed, ctr)
     if noise.out_bound:
         yn = np.clip(yn, -noise.out_bound, noise.out_bound)
     if noise.levels_out:

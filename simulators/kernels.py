@@ -18,7 +18,7 @@ import numba as nb
 import numpy as np
 
 from .devices import SAMPLE_BITS, SLOT_BITS, UNIT_BITS
-from .rng import normal
+from .rng import normal_keyed, seed_key
 
 ACT_CODES = {"relu": 0, "tanh": 1, "linear": 2}
 METHOD_CODES = {"euler": 0, "heun": 1}
@@ -61,6 +61,7 @@ def _xbar(p, wt, out, noisy, pn, scale, w_max, nz, seed, ev, slot_base, samples)
     batch, n_in = p.shape
     n_out = out.shape[1]
     levels_in, levels_out, bound, read_sigma, out_sigma = nz[0], nz[1], nz[2], nz[3], nz[4]
+    key = seed_key(seed)
     for b in range(batch):
         m = 0.0
         for j in range(n_in):
@@ -76,17 +77,16 @@ def _xbar(p, wt, out, noisy, pn, scale, w_max, nz, seed, ev, slot_base, samples)
             pn[b, j] = v
     np.dot(pn, wt, out)
     for b in range(batch):
-        norm = 0.0
+        norm2 = 0.0
         if read_sigma > 0:
             for j in range(n_in):
-                norm += pn[b, j] * pn[b, j]
-            norm = np.sqrt(norm)
+                norm2 += pn[b, j] * pn[b, j]
+        # read and output noise are independent Gaussians on the same output: one draw of their sum
+        sigma = np.sqrt(read_sigma * read_sigma * norm2 + out_sigma * out_sigma)
         for i in range(n_out):
             y = out[b, i] / w_max
-            if read_sigma > 0:
-                y = y + read_sigma * norm * normal(seed, _counter(ev, slot_base, samples[b], i))
-            if out_sigma > 0:
-                y = y + out_sigma * normal(seed, _counter(ev, slot_base + 1, samples[b], i))
+            if sigma > 0:
+                y = y + sigma * normal_keyed(key, _counter(ev, slot_base, samples[b], i))
             if bound > 0:
                 y = min(max(y, -bound), bound)
             if levels_out > 0:
@@ -105,10 +105,11 @@ def _after_update(z, nz, seed, step, ktc_base, samples):
                 for i in range(n):
                     z[l, b, i] *= leak
     if ktc != 0.0:
+        key = seed_key(seed)
         for l in range(h_layers):
             for b in range(batch):
                 for i in range(n):
-                    z[l, b, i] += ktc * normal(seed, _counter(step, ktc_base + l, samples[b], i))
+                    z[l, b, i] += ktc * normal_keyed(key, _counter(step, ktc_base + l, samples[b], i))
 
 
 # ----------------------------------------------------------------------------------- batched
