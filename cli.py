@@ -53,8 +53,9 @@ def _user_errors() -> tuple[type[Exception], ...]:
     errors: list[type[Exception]] = [DataError, PricingError, ProfileError, RunError, SpecError]
     try:
         from simulators import SimulationError
+        from simulators.brian2_backend import Brian2Unavailable
 
-        errors.append(SimulationError)
+        errors += [SimulationError, Brian2Unavailable]
     except ImportError:
         pass
     try:
@@ -270,14 +271,21 @@ def _load_network(checkpoint, samples, seed=0):
 @click.option("--method", type=click.Choice(["euler", "heun"]), default="euler", show_default=True,
               help="Fixed-step integrator.")
 @click.option("--samples", type=int, default=None, help="Test samples to run (default: the whole test set).")
-@click.option("--backend", type=click.Choice(["numba", "numpy"]), default="numba", show_default=True,
-              help="Simulation backend.")
+@click.option("--backend", type=click.Choice(["numba", "numpy", "brian2"]), default="numba", show_default=True,
+              help="Simulation backend (brian2: an independent Brian2 network of the same circuit).")
+@click.option("--spiking", is_flag=True, help="brian2: the PC phase's errors travel as rate-coded spikes.")
+@click.option("--spike-rate-hz", type=float, default=1000.0, show_default=True,
+              help="--spiking: firing rate of an error of full scale (Hz).")
+@click.option("--spike-duration-s", type=float, default=0.1, show_default=True,
+              help="--spiking: spike-counting window per circuit step (s); budget = rate × duration.")
+@click.option("--spike-full-scale", type=float, default=4.0, show_default=True,
+              help="--spiking: the |error| that fires at --spike-rate-hz (larger errors are clipped).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise sources.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the full result as JSON here.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def simulate(checkpoint, profile, n_steps, ff_steps, dt_s, tau_s, method, samples, backend, seed, json_path,
-             quiet) -> None:
+def simulate(checkpoint, profile, n_steps, ff_steps, dt_s, tau_s, method, samples, backend, spiking, spike_rate_hz,
+             spike_duration_s, spike_full_scale, seed, json_path, quiet) -> None:
     """Deploy a trained network on a circuit profile: test accuracy and energy per inference."""
     from experiments.deploy import deploy
     from pchw.profiles import load_profile
@@ -286,10 +294,22 @@ def simulate(checkpoint, profile, n_steps, ff_steps, dt_s, tau_s, method, sample
     hw = load_profile(profile)
     if not hw.is_circuit:
         raise click.UsageError(f"--profile {hw.name} is digital; price digital hardware with `pchw energy`")
+    coding = None
+    if spiking:
+        if backend != "brian2":
+            raise click.UsageError("--spiking needs --backend brian2")
+        if n_steps <= 0:
+            raise click.UsageError("--spiking needs --n-steps > 0: the spiking PC phase after the forward phase")
+        from simulators.brian2_backend import SpikeCoding
+
+        try:
+            coding = SpikeCoding(rate_hz=spike_rate_hz, duration_s=spike_duration_s, full_scale=spike_full_scale)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
     spec, weights, _, data = _load_network(checkpoint, samples)
     with progress(len(data.x_test), desc=f"simulate {hw.name}", enabled=not quiet) as bar:
         result = deploy(spec, weights, data.x_test, data.y_test, profile=hw, n_steps=n_steps, ff_steps=ff_steps,
-                        dt_s=dt_s, tau_s=tau_s, method=method, backend=backend, seed=seed,
+                        dt_s=dt_s, tau_s=tau_s, method=method, backend=backend, seed=seed, spiking=coding,
                         on_progress=bar.update)
     s = result.settings
     click.echo(f"{hw.name}: {result.n_samples} test samples, forward phase {s['ff_steps']} + PC {s['n_steps']} "

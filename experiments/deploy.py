@@ -61,7 +61,7 @@ class DeployResult:
 def deploy(spec: NetworkSpec, weights: list[np.ndarray], x: np.ndarray, labels: np.ndarray, *,
            profile: HardwareProfile, n_steps: int = 0, ff_steps: int | None = None, dt_s: float | None = None,
            tau_s: float | None = None, method: str = "euler", backend: str = "numba", chunk: int = 500,
-           seed: int = 0, on_progress: Callable[[int], None] | None = None) -> DeployResult:
+           seed: int = 0, spiking=None, on_progress: Callable[[int], None] | None = None) -> DeployResult:
     """Run the circuit's prediction (a forward phase of ``ff_steps``, then ``n_steps`` of PC
     dynamics with the output free) on every sample, in chunks of ``chunk`` samples."""
     dt_s = profile.dt_s if dt_s is None else dt_s
@@ -76,7 +76,8 @@ def deploy(spec: NetworkSpec, weights: list[np.ndarray], x: np.ndarray, labels: 
     for start in range(0, len(x), chunk):
         xb = x[start : start + chunk].astype(np.float64)
         r = simulate(spec, weights, xb, profile=profile, n_steps=n_steps, ff_steps=ff_steps, dt_s=dt_s,
-                     tau_s=tau_s, method=method, backend=backend, init="zero", seed=seed, sample_offset=start)
+                     tau_s=tau_s, method=method, backend=backend, init="zero", seed=seed, sample_offset=start,
+                     spiking=spiking)
         predicted[start : start + len(xb)] = r.predictions()
         counts = counts + r.counts
         max_grad = max(max_grad, r.max_grad)
@@ -90,6 +91,8 @@ def deploy(spec: NetworkSpec, weights: list[np.ndarray], x: np.ndarray, labels: 
         software_accuracy=float(np.mean(software == labels)), agreement=float(np.mean(predicted == software)),
         energy=price(per_inference, profile), counts=per_inference, max_grad=max_grad,
         settings={"n_steps": n_steps, "ff_steps": ff_steps, "dt_s": dt_s, "tau_s": tau_s, "h": dt_s / tau_s,
-                  "method": method, "backend": backend},
+                  "method": method, "backend": backend,
+                  "spiking": None if spiking is None else {"rate_hz": spiking.rate_hz, "duration_s": spiking.duration_s,
+                                                           "full_scale": spiking.full_scale}},
         compile_s=compile_s, run_s=run_s,
     )

@@ -32,6 +32,7 @@ class SimulationError(ValueError):
 class Backend(StrEnum):
     NUMBA = "numba"
     NUMPY = "numpy"
+    BRIAN2 = "brian2"
 
 
 class Method(StrEnum):
@@ -152,6 +153,7 @@ def simulate(
     seed: int = 0,
     sample_offset: int = 0,
     w_max: np.ndarray | None = None,
+    spiking=None,
     record: tuple[str, ...] = (),
 ) -> SimResult:
     """Integrate the PC circuit of ``spec`` with ``weights`` on ``profile`` for a batch x (B, D).
@@ -181,6 +183,9 @@ def simulate(
         w_max: per-crossbar full scales (L,) when ``weights`` already are device states (in-situ
             training): they are used as they are, not programmed (no quantisation, programming
             noise or drift applied again).
+        spiking: a :class:`simulators.brian2_backend.SpikeCoding` (brian2 backend, Euler): the
+            errors of the ``n_steps`` PC phase travel as rate-coded spikes; its events (spikes
+            delivered through synapses, neuron updates) replace the rate model's counts.
         record: any of ``free_energy`` (per-step F_b) and ``activities`` (per-step z).
     """
     if isinstance(profile, str):
@@ -235,13 +240,33 @@ def simulate(
     t0 = time.perf_counter()
     traces = []
     offset = 0
+    if backend_e is Backend.BRIAN2 and (noise is not None or np.any(cw.gains != 1.0)):
+        raise SimulationError(f"backend=brian2 models the ideal circuit; profile {profile.name} switches on "
+                              "non-idealities (use backend numba or numpy)")
+    if spiking is not None and (backend_e is not Backend.BRIAN2 or method_e is not Method.EULER):
+        raise SimulationError("spiking mode needs backend=brian2 and method=euler")
+    spike_counts = None
     ff_h = h if ff_h is None else ff_h
     if not (math.isfinite(ff_h) and ff_h > 0):
         raise SimulationError(f"ff_h={ff_h!r} must be a finite number > 0")
     for steps, feedback, step_h in ((int(ff_steps), False, ff_h), (int(n_steps), True, h)):
         if steps == 0 and (feedback is False or traces):
             continue
-        if backend_e is Backend.NUMPY:
+        if backend_e is Backend.BRIAN2:
+            from . import brian2_backend as b2b
+
+            if not traces:
+                compile_s += b2b.brian2_target()[1]
+            if spiking is not None and feedback:
+                z, zout, e_trace, spike_counts = b2b.integrate_spiking(
+                    cw, x, y_in, z, zout, h=step_h, n_steps=steps, free_output=free_output, coding=spiking,
+                    seed=seed, record_energy=record_e)
+                s_trace = None
+            else:
+                z, zout, e_trace, s_trace = b2b.integrate_brian2(
+                    cw, x, y_in, z, zout, h=step_h, n_steps=steps, method=method_e.value, free_output=free_output,
+                    feedback=feedback, record_energy=record_e, record_states=record_s)
+        elif backend_e is Backend.NUMPY:
             z, zout, e_trace, s_trace = reference.integrate(
                 cw, x, y_in, z, zout, h=step_h, n_steps=steps, method=method_e.value, free_output=free_output,
                 feedback=feedback, record_energy=record_e, record_states=record_s, noise=noise,
@@ -259,15 +284,22 @@ def simulate(
 
     g, _, energies = reference.gradient(cw, mu_first, y_in, z, zout, free_output)  # noiseless read-out
     output = zout if free_output else cw.a_out * phi(spec.act, z[-1]) @ cw.w_out.T
-    counts = circuit_inference_counts(spec, profile, n_steps=int(n_steps), dt_s=dt_s, n_samples=batch,
-                                      clamp_output=not free_output, ff_steps=int(ff_steps))
+    if spike_counts is None:
+        counts = circuit_inference_counts(spec, profile, n_steps=int(n_steps), dt_s=dt_s, n_samples=batch,
+                                          clamp_output=not free_output, ff_steps=int(ff_steps))
+    else:  # the PC phase's events come from Brian2's own spike and synapse counters
+        from .brian2_backend import spiking_event_counts
+
+        counts = circuit_inference_counts(spec, profile, n_steps=0, dt_s=dt_s, n_samples=batch,
+                                          clamp_output=not free_output, ff_steps=int(ff_steps))
+        counts = counts + spiking_event_counts(spike_counts)
     return SimResult(
         z=z, output=output, free_energy=energies, free_energy_trace=e_trace, activity_trace=s_trace,
         counts=counts, energy=price(counts, profile), max_grad=float(np.abs(g).max()) if g.size else 0.0,
         circuit_time_s=(ff_steps + n_steps) * dt_s, compile_s=compile_s, run_s=run_s,
         meta={"profile": profile.name, "method": method_e.value, "backend": backend_e.value,
               "h": h, "dt_s": dt_s, "tau_s": tau_s, "n_steps": int(n_steps), "ff_steps": int(ff_steps),
-              "free_output": free_output},
+              "free_output": free_output, "spike_counts": spike_counts},
     )
 
 

@@ -178,3 +178,24 @@ def test_spike_coding_is_validated():
         bb.SpikeCoding(rate_hz=0.0, duration_s=0.1)
     assert bb.SpikeCoding(rate_hz=250.0, duration_s=0.1).substeps == 25
     assert bb.SpikeCoding(rate_hz=1.0, duration_s=0.1).substeps == 1
+
+
+def test_simulate_brian2_backend_agrees_with_numba_and_counts_the_same_events():
+    import numpy as np
+
+    from pchw.spec import NetworkSpec, init_weights
+    from simulators import SimulationError, simulate
+
+    spec = NetworkSpec(input_dim=6, width=5, depth=4, output_dim=3)
+    weights = init_weights(spec, seed=1)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((3, 6)), rng.standard_normal((3, 3))
+    for target in (y, None):
+        kw = dict(profile="ideal", n_steps=100, ff_steps=7, record=("free_energy",))
+        fast = simulate(spec, weights, x, target, backend="numba", **kw)
+        b2 = simulate(spec, weights, x, target, backend="brian2", **kw)
+        np.testing.assert_allclose(b2.z, fast.z, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(b2.free_energy_trace, fast.free_energy_trace, rtol=1e-9, atol=1e-14)
+        assert b2.counts == fast.counts
+    with pytest.raises(SimulationError, match="ideal circuit"):
+        simulate(spec, weights, x, y, profile="analog-rram-clocked", n_steps=3, backend="brian2")

@@ -167,3 +167,18 @@ def test_train_on_a_circuit_profile_and_deploy_the_result(tmp_path):
     assert code == 2 and "backprop has no local circuit" in text
     code, text = run_cli("train", "--on", "gpu-fp32", "--dataset", "synthetic", "--iters", "2", "--quiet")
     assert code == 2 and "digital" in text
+
+
+def test_simulate_with_brian2_rate_and_spiking(trained_run):
+    pytest.importorskip("brian2")
+    code, text = run_cli("simulate", "--checkpoint", str(trained_run), "--profile", "neuromorphic-loihi", "--samples",
+                         "20", "--backend", "brian2", "--quiet")
+    assert code == 0, text
+    assert "same prediction on 100.00%" in text
+    code, text = run_cli("simulate", "--checkpoint", str(trained_run), "--profile", "neuromorphic-loihi", "--samples",
+                         "10", "--backend", "brian2", "--spiking", "--n-steps", "5", "--spike-duration-s", "0.02",
+                         "--quiet")
+    assert code == 0, text
+    assert "synaptic" in text
+    code, text = run_cli("simulate", "--checkpoint", str(trained_run), "--spiking", "--n-steps", "5", "--quiet")
+    assert code == 2 and "--backend brian2" in text
