@@ -321,7 +321,7 @@ def simulate(checkpoint, profile, n_steps, ff_steps, dt_s, tau_s, method, sample
     for component, joules in sorted(result.energy.components_j.items(), key=lambda kv: -kv[1]):
         if joules > 0:
             click.echo(f"    {component:<14} {joules:11.3e} J  {100 * joules / result.energy.total_j:5.1f}%")
-    click.echo(f"  numba compile {result.compile_s:.1f} s, run {result.run_s:.1f} s")
+    click.echo(f"  compile/build {result.compile_s:.1f} s, run {result.run_s:.1f} s")
     if json_path:
         write_json(json_path, result.to_dict())
 
