@@ -52,6 +52,7 @@ lint: setup
 bench: setup
 	$(PY) benchmarks/train_step.py
 	NUMBA_NUM_THREADS=1 $(PY) benchmarks/simulate_throughput.py
+	$(PY) benchmarks/brian2_vs_numba.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
