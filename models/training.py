@@ -9,7 +9,6 @@ the MSE loss (1/2B) Σ‖y − f(x)‖² of the same network (same forward map a
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -17,16 +16,7 @@ import numpy as np
 import torch
 
 from pchw.data import Dataset, batch_indices, batches_per_epoch, load_dataset
-from pchw.runlog import (
-    HISTORY_COLUMNS,
-    DivergenceError,
-    History,
-    Interrupted,
-    InterruptGuard,
-    RunDir,
-    atomic_save,
-    progress,
-)
+from pchw.runlog import HISTORY_COLUMNS, DivergenceError, History, RunDir, TrainingLoop, atomic_save
 from pchw.spec import Activation, NetworkSpec, Parameterisation
 
 from .gpu_energy import open_meter
@@ -280,80 +270,54 @@ def train(
             history = run.read_history(columns)
             history.truncate(start)
 
-    checkpoint_at: int | None = start if resume else None
-    t0 = time.perf_counter()
-
-    def wall() -> float:
-        return wall_before + time.perf_counter() - t0
+    def save(iteration: int, wall_s: float) -> None:
+        _save_checkpoint(run.checkpoint_path, net, opt, iteration, wall_s, energy(), config)
 
     def energy() -> float | None:
         return None if meter is None else energy_before + meter.joules()
 
-    def checkpoint(iteration: int) -> None:
-        nonlocal checkpoint_at
-        if run is None:
-            return
-        history.write(run.history_path)
-        _save_checkpoint(run.checkpoint_path, net, opt, iteration, wall(), energy(), config)
-        checkpoint_at = iteration
+    def evaluate() -> dict:
+        return {"test_acc": net.accuracy(x_test, y_test)}
 
     params = (net.w_in, net.w_hid, net.w_out)
     order: np.ndarray | None = None
     order_epoch = -1
-    bar = progress(total, desc=f"train {config.model}", enabled=show_progress, initial=start)
-    try:
-        with InterruptGuard() as guard:
-            for it in range(start, total):
-                epoch, j = divmod(it, per_epoch)
-                if epoch != order_epoch:
-                    order = batch_indices(n_train, batch, seed=config.seed, epoch=epoch)
-                    order_epoch = epoch
-                idx = torch.as_tensor(order[j], device=device)
-                x, y = x_train[idx], y_train[idx]
+    with TrainingLoop(history=history, run=run, total=total, start=start, wall_before=wall_before,
+                      test_every=config.test_every, save=save, desc=f"train {config.model}",
+                      show_progress=show_progress, resumed=resume) as loop:
+        for it in range(start, total):
+            epoch, j = divmod(it, per_epoch)
+            if epoch != order_epoch:
+                order = batch_indices(n_train, batch, seed=config.seed, epoch=epoch)
+                order_epoch = epoch
+            idx = torch.as_tensor(order[j], device=device)
+            x, y = x_train[idx], y_train[idx]
 
-                opt.zero_grad(set_to_none=False)
-                if config.algorithm == "pc":
-                    z, out = net.feedforward(x)
-                    loss = 0.5 * (y - out).pow(2).sum() / batch
-                    net.inference(x, y, z, n_steps=config.inference_steps, activity_lr=config.activity_lr)
-                    free_energy, grads = net.energy_and_weight_grads(x, y, z)
-                    for p, g in zip(params, grads):
-                        p.grad = g
-                    if not _finite(free_energy):
-                        raise DivergenceError(it + 1, "the free energy", checkpoint_at)
-                    free_energy = float(free_energy)
-                else:
-                    loss = 0.5 * (y - net(x)).pow(2).sum() / batch
-                    loss.backward()
-                    free_energy = None
-                loss = float(loss.detach())
-                if not math.isfinite(loss):
-                    raise DivergenceError(it + 1, "the training loss", checkpoint_at)
-                opt.step()
-                if not all(_finite(p) for p in params):
-                    raise DivergenceError(it + 1, "a weight", checkpoint_at)
-
-                done = it + 1
-                row = {"iteration": done, "train_loss": loss, "free_energy": free_energy, "wall_s": wall()}
-                if meter is not None:
-                    row["gpu_energy_j"] = energy()
-                if done % config.test_every == 0 or done == total:
-                    row["test_acc"] = net.accuracy(x_test, y_test)
-                    history.append(**row)
-                    checkpoint(done)
-                    bar.set_postfix(loss=f"{loss:.4f}", test_acc=f"{row['test_acc']:.4f}")
-                else:
-                    history.append(**row)
-                bar.update(1)
-                if guard.requested:
-                    checkpoint(done)
-                    raise Interrupted(done, run.checkpoint_path if run is not None else None)
-    except DivergenceError:
-        if run is not None:
-            history.write(run.history_path)  # keep the record of what happened; checkpoint untouched
-        raise
-    finally:
-        bar.close()
+            opt.zero_grad(set_to_none=False)
+            if config.algorithm == "pc":
+                z, out = net.feedforward(x)
+                loss = 0.5 * (y - out).pow(2).sum() / batch
+                net.inference(x, y, z, n_steps=config.inference_steps, activity_lr=config.activity_lr)
+                free_energy, grads = net.energy_and_weight_grads(x, y, z)
+                for p, g in zip(params, grads):
+                    p.grad = g
+                if not _finite(free_energy):
+                    raise DivergenceError(it + 1, "the free energy", loop.checkpoint_at)
+                free_energy = float(free_energy)
+            else:
+                loss = 0.5 * (y - net(x)).pow(2).sum() / batch
+                loss.backward()
+                free_energy = None
+            loss = float(loss.detach())
+            if not math.isfinite(loss):
+                raise DivergenceError(it + 1, "the training loss", loop.checkpoint_at)
+            opt.step()
+            if not all(_finite(p) for p in params):
+                raise DivergenceError(it + 1, "a weight", loop.checkpoint_at)
+            row = {"train_loss": loss, "free_energy": free_energy}
+            if meter is not None:
+                row["gpu_energy_j"] = energy()
+            loop.end_iteration(it + 1, row, evaluate)
 
     test_acc = history.last("test_acc")
     return TrainResult(
@@ -363,7 +327,7 @@ def train(
         history=history,
         test_acc=float(test_acc if test_acc is not None else net.accuracy(x_test, y_test)),
         iterations=total,
-        wall_s=wall(),
+        wall_s=loop.wall(),
         gpu_energy_j=energy(),
         out_dir=Path(out_dir) if out_dir is not None else None,
     )

@@ -269,3 +269,65 @@ class InterruptGuard:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
         return None
+
+
+class TrainingLoop:
+    """The bookkeeping every training loop shares, as a context manager around its iterations.
+
+    It keeps the wall clock (continuing a resumed run's), appends one history row per iteration,
+    evaluates and checkpoints every ``test_every`` iterations and at the last one, turns Ctrl-C
+    into a checkpoint and :class:`Interrupted`, and on :class:`DivergenceError` writes the
+    history while leaving the last good checkpoint alone. ``save(iteration, wall_s)`` writes the
+    loop's own checkpoint format.
+    """
+
+    def __init__(self, *, history: History, run: RunDir | None, total: int, start: int, wall_before: float,
+                 test_every: int, save: Callable[[int, float], None], desc: str, show_progress: bool,
+                 resumed: bool):
+        self.history, self.run, self.total, self.test_every = history, run, total, test_every
+        self._save, self._wall_before = save, wall_before
+        self.checkpoint_at: int | None = start if resumed else None
+        self._bar = progress(total, desc=desc, enabled=show_progress, initial=start)
+        self._guard = InterruptGuard()
+        self._t0 = 0.0
+
+    def __enter__(self) -> TrainingLoop:
+        import time
+
+        self._t0 = time.perf_counter()
+        self._guard.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._guard.__exit__(exc_type, exc, tb)
+        self._bar.close()
+        if exc_type is not None and issubclass(exc_type, DivergenceError) and self.run is not None:
+            self.history.write(self.run.history_path)  # the record of what happened; checkpoint untouched
+
+    def wall(self) -> float:
+        import time
+
+        return self._wall_before + time.perf_counter() - self._t0
+
+    def checkpoint(self, iteration: int) -> None:
+        if self.run is None:
+            return
+        self.history.write(self.run.history_path)
+        self._save(iteration, self.wall())
+        self.checkpoint_at = iteration
+
+    def end_iteration(self, done: int, row: dict, evaluate: Callable[[], dict]) -> None:
+        """Record iteration ``done``; ``evaluate()`` returns the columns measured at test points."""
+        row = {"iteration": done, **row, "wall_s": self.wall()}
+        test_point = done % self.test_every == 0 or done == self.total
+        if test_point:
+            measured = evaluate()
+            row.update(measured)
+            self._bar.set_postfix({k: f"{v:.4g}" for k, v in measured.items()})
+        self.history.append(**row)
+        if test_point:
+            self.checkpoint(done)
+        self._bar.update(1)
+        if self._guard.requested:
+            self.checkpoint(done)
+            raise Interrupted(done, self.run.checkpoint_path if self.run is not None else None)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -28,16 +27,7 @@ from pchw.data import Dataset, batch_indices, batches_per_epoch, load_dataset
 from pchw.events import EventCounts, price
 from pchw.oracle import feedforward, phi
 from pchw.profiles import HardwareProfile, load_profile
-from pchw.runlog import (
-    HISTORY_COLUMNS,
-    DivergenceError,
-    History,
-    Interrupted,
-    InterruptGuard,
-    RunDir,
-    atomic_save,
-    progress,
-)
+from pchw.runlog import HISTORY_COLUMNS, DivergenceError, History, RunDir, TrainingLoop, atomic_save
 from pchw.spec import NetworkSpec, init_weights
 
 from .devices import program_weights
@@ -208,82 +198,53 @@ def train_insitu(config: InsituConfig, *, data: Dataset | None = None, out_dir: 
             history = run.read_history(INSITU_COLUMNS)
             history.truncate(start)
 
-    t0 = time.perf_counter()
-    checkpoint_at: int | None = start if resume else None
-
-    def wall() -> float:
-        return wall_before + time.perf_counter() - t0
-
     def accuracy() -> float:
         out = feedforward(spec, weights, x_test)[1]
         return float(np.mean(np.argmax(out, axis=1) == data.y_test))
 
-    def checkpoint(iteration: int) -> None:
-        nonlocal checkpoint_at
-        if run is None:
-            return
-        history.write(run.history_path)
-        _save(run.checkpoint_path, weights, w_max, iteration, wall(), counts, config, spec)
-        checkpoint_at = iteration
+    def evaluate() -> dict:
+        return {"test_acc": accuracy(), "energy_j": price(counts, profile).total_j}
 
-    bar = progress(total, desc=f"in-situ {profile.name}", enabled=show_progress, initial=start)
+    def save(iteration: int, wall_s: float) -> None:
+        _save(run.checkpoint_path, weights, w_max, iteration, wall_s, counts, config, spec)
+
+    cells = sum(o * i for o, i in spec.weight_shapes())
+    drives = batch * sum(o + i for o, i in spec.weight_shapes())  # row and column drives of one batch
     order, order_epoch = None, -1
-    try:
-        with InterruptGuard() as guard:
-            for it in range(start, total):
-                epoch, j = divmod(it, per_epoch)
-                if epoch != order_epoch:
-                    order, order_epoch = batch_indices(len(data.x_train), batch, seed=config.seed, epoch=epoch), epoch
-                idx = order[j]
-                x = data.x_train[idx].astype(np.float64)
-                y = y_train[idx]
-                sample0 = (it * batch) % ((1 << 18) - batch)  # noise counters hold 18 bits of sample index
-                r = simulate(spec, weights, x, y, profile=profile, init="zero", ff_steps=spec.n_hidden + 1,
-                             ff_h=1.0, n_steps=config.n_steps, tau_s=tau_s, seed=config.seed,
-                             sample_offset=sample0, w_max=w_max)
-                free_energy = float(np.mean(r.free_energy))
-                loss = 0.5 * float(np.sum((y - feedforward(spec, weights, x)[1]) ** 2)) / batch
-                if not (math.isfinite(free_energy) and math.isfinite(loss)):
-                    raise DivergenceError(it + 1, "the free energy", checkpoint_at)
-                cw = CircuitWeights(spec, weights)
-                eps = errors_at(cw, x, y, r.z)
-                pre = [x] + [phi(spec.act, r.z[l]) for l in range(spec.n_hidden)]
-                pulses = 0
-                for l in range(spec.depth):
-                    eta = lrs[l] * a[l] / batch
-                    base = ((it * spec.depth + l) << 30) % (1 << 62)
-                    pulses += pulsed_update(weights[l], np.ascontiguousarray(eps[l]), np.ascontiguousarray(pre[l]),
-                                            eta, w_max[l], int(profile.pulse_bl), profile.dw_min_frac,
-                                            profile.up_down_asym, profile.c2c_frac, bool(profile.soft_bounds),
-                                            gammas[l], config.seed, base)
-                drives = batch * sum(o + i for o, i in spec.weight_shapes())
-                cells = sum(o * i for o, i in spec.weight_shapes())
-                update = EventCounts(write_pulses=float(pulses if profile.dw_min_frac > 0 else batch * cells),
-                                     dac_conversions={profile.dac_bits: float(drives)})
-                counts = counts + r.counts + update
-                done = it + 1
-                row = {"iteration": done, "train_loss": loss, "free_energy": free_energy, "wall_s": wall()}
-                if done % config.test_every == 0 or done == total:
-                    row["test_acc"] = accuracy()
-                    row["energy_j"] = price(counts, profile).total_j
-                    history.append(**row)
-                    checkpoint(done)
-                    bar.set_postfix(test_acc=f"{row['test_acc']:.4f}", energy=f"{row['energy_j']:.3g} J")
-                else:
-                    history.append(**row)
-                bar.update(1)
-                if guard.requested:
-                    checkpoint(done)
-                    raise Interrupted(done, run.checkpoint_path if run is not None else None)
-    except DivergenceError:
-        if run is not None:
-            history.write(run.history_path)
-        raise
-    finally:
-        bar.close()
+    with TrainingLoop(history=history, run=run, total=total, start=start, wall_before=wall_before,
+                      test_every=config.test_every, save=save, desc=f"in-situ {profile.name}",
+                      show_progress=show_progress, resumed=resume) as loop:
+        for it in range(start, total):
+            epoch, j = divmod(it, per_epoch)
+            if epoch != order_epoch:
+                order, order_epoch = batch_indices(len(data.x_train), batch, seed=config.seed, epoch=epoch), epoch
+            idx = order[j]
+            x = data.x_train[idx].astype(np.float64)
+            y = y_train[idx]
+            sample0 = (it * batch) % ((1 << 18) - batch)  # noise counters hold 18 bits of sample index
+            r = simulate(spec, weights, x, y, profile=profile, init="zero", ff_steps=spec.n_hidden + 1,
+                         ff_h=1.0, n_steps=config.n_steps, tau_s=tau_s, seed=config.seed,
+                         sample_offset=sample0, w_max=w_max)
+            free_energy = float(np.mean(r.free_energy))
+            loss = 0.5 * float(np.sum((y - feedforward(spec, weights, x)[1]) ** 2)) / batch
+            if not (math.isfinite(free_energy) and math.isfinite(loss)):
+                raise DivergenceError(it + 1, "the free energy", loop.checkpoint_at)
+            eps = errors_at(CircuitWeights(spec, weights), x, y, r.z)
+            pre = [x] + [phi(spec.act, r.z[l]) for l in range(spec.n_hidden)]
+            pulses = 0
+            for l in range(spec.depth):
+                base = ((it * spec.depth + l) << 30) % (1 << 62)
+                pulses += pulsed_update(weights[l], np.ascontiguousarray(eps[l]), np.ascontiguousarray(pre[l]),
+                                        lrs[l] * a[l] / batch, w_max[l], int(profile.pulse_bl), profile.dw_min_frac,
+                                        profile.up_down_asym, profile.c2c_frac, bool(profile.soft_bounds),
+                                        gammas[l], config.seed, base)
+            update = EventCounts(write_pulses=float(pulses if profile.dw_min_frac > 0 else batch * cells),
+                                 dac_conversions={profile.dac_bits: float(drives)})
+            counts = counts + r.counts + update
+            loop.end_iteration(it + 1, {"train_loss": loss, "free_energy": free_energy}, evaluate)
     report = price(counts, profile)
     acc = history.last("test_acc")
     return InsituResult(config=config, spec=spec, weights=weights, w_max=w_max, history=history,
-                        test_acc=float(acc if acc is not None else accuracy()), iterations=total, wall_s=wall(),
+                        test_acc=float(acc if acc is not None else accuracy()), iterations=total, wall_s=loop.wall(),
                         counts=counts, energy_j=report.total_j, energy_components_j=dict(report.components_j),
                         write_pulses=counts.write_pulses, out_dir=Path(out_dir) if out_dir is not None else None)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-import models.training as train_module
+import pchw.runlog as runlog_module
 from models.training import ConfigError, TrainConfig, load_trained, train
 from pchw.data import synthetic_teacher_student
 from pchw.runlog import DivergenceError, History, Interrupted, RunError
@@ -77,7 +77,7 @@ def test_existing_run_needs_resume_and_matching_config(tmp_path, data):
 
 
 def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, data, monkeypatch):
-    class FakeGuard(train_module.InterruptGuard):
+    class FakeGuard(runlog_module.InterruptGuard):
         """Reports a Ctrl-C once the loop has finished iteration 12."""
 
         checks = 0
@@ -91,7 +91,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, data, monkeypa
         def requested(self, value):
             pass
 
-    monkeypatch.setattr(train_module, "InterruptGuard", FakeGuard)
+    monkeypatch.setattr(runlog_module, "InterruptGuard", FakeGuard)
     with pytest.raises(Interrupted) as info:
         train(_config(iters=30), data=data, out_dir=tmp_path / "run")
     assert info.value.iteration == 12
