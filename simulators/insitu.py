@@ -32,7 +32,6 @@ from pchw.spec import NetworkSpec, init_weights
 
 from .devices import program_weights
 from .pulsed import device_gains, pulsed_update
-from .reference import CircuitWeights, errors_at
 from .simulate import SimulationError, simulate
 
 CHECKPOINT = "checkpoint.npz"
@@ -229,7 +228,7 @@ def train_insitu(config: InsituConfig, *, data: Dataset | None = None, out_dir: 
             loss = 0.5 * float(np.sum((y - feedforward(spec, weights, x)[1]) ** 2)) / batch
             if not (math.isfinite(free_energy) and math.isfinite(loss)):
                 raise DivergenceError(it + 1, "the free energy", loop.checkpoint_at)
-            eps = errors_at(CircuitWeights(spec, weights), x, y, r.z)
+            eps = r.errors  # the error neurons' own values: converter errors cancel against the states
             pre = [x] + [phi(spec.act, r.z[l]) for l in range(spec.n_hidden)]
             pulses = 0
             for l in range(spec.depth):

@@ -53,7 +53,8 @@ def first_prediction(cw: CircuitWeights, x, noise: StepNoise | None = None, samp
 
 def gradient(cw: CircuitWeights, mu_first, y, z, zout, free_output: bool, feedback: bool = True,
              noise: StepNoise | None = None, eval_index: int = 0, samples=None):
-    """(g (H, B, N), g_out (B, d_y) or None, per-sample energies (B,)) at state (z, zout).
+    """(g (H, B, N), g_out (B, d_y) or None, per-sample energies (B,), ε (H, B, N), ε_L (B, d_y))
+    at state (z, zout) — the errors as the error neurons compute them (with the MVM noise).
 
     Without ``feedback`` every neuron follows only its own error, g = ε (the forward phase).
     With ``noise`` every MVM goes through the converter and noise model of :mod:`.devices`,
@@ -81,7 +82,7 @@ def gradient(cw: CircuitWeights, mu_first, y, z, zout, free_output: bool, feedba
         if spec.skip:
             g[:-1] -= eps[1:]
     energies = 0.5 * (np.sum(eps * eps, axis=(0, 2)) + np.sum(eps_out * eps_out, axis=1))
-    return g, (eps_out if free_output else None), energies
+    return g, (eps_out if free_output else None), energies, eps, eps_out
 
 
 def _after_update(cw: CircuitWeights, z, noise: StepNoise | None, step: int, samples) -> None:
@@ -117,7 +118,7 @@ def integrate(cw: CircuitWeights, x, y, z, zout, *, h: float, n_steps: int, meth
         step = step_offset + k
         heun = method != "euler"
         ev = 2 * step if heun else step  # Heun evaluates the gradient twice per step
-        g, g_out, e = gradient(cw, mu_first, y, z, zout, free_output, feedback, noise, ev, samples)
+        g, g_out, e, _, _ = gradient(cw, mu_first, y, z, zout, free_output, feedback, noise, ev, samples)
         if energies is not None:
             energies[k] = e
         if states is not None:
@@ -127,7 +128,7 @@ def integrate(cw: CircuitWeights, x, y, z, zout, *, h: float, n_steps: int, meth
             if free_output:
                 zout -= h * g_out
         else:  # heun
-            g2, g2_out, _ = gradient(cw, mu_first, y, z - h * g, zout - h * g_out if free_output else zout,
+            g2, g2_out, *_ = gradient(cw, mu_first, y, z - h * g, zout - h * g_out if free_output else zout,
                                      free_output, feedback, noise, ev + 1, samples)
             z -= 0.5 * h * (g + g2)
             if free_output:
@@ -141,16 +142,3 @@ def integrate(cw: CircuitWeights, x, y, z, zout, *, h: float, n_steps: int, meth
         states[n_steps] = z
     return z, zout, energies, states
 
-
-def errors_at(cw: CircuitWeights, x, y, z) -> list[np.ndarray]:
-    """ε_1..ε_L (each (B, n_ℓ)) at hidden state z with the output clamped to y, noiselessly:
-    the learning signals each crossbar's rows see when the update is applied."""
-    spec = cw.spec
-    mu_first = first_prediction(cw, x)
-    phz = phi(spec.act, z)
-    eps = [z[0] - mu_first]
-    for l in range(1, spec.n_hidden):
-        mu = cw.a_hid * phz[l - 1] @ cw.w_hid[l - 1].T
-        eps.append(z[l] - (z[l - 1] + mu if spec.skip else mu))
-    eps.append(y - cw.a_out * phz[-1] @ cw.w_out.T)
-    return eps

@@ -75,6 +75,8 @@ class SimResult:
         z: final hidden activities (H, B, N).
         output: final output (B, d_y): the free output neurons, or μ_L(z) when clamped.
         free_energy: final per-sample energies F_b (B,); their mean is the batch-mean F.
+        errors: ε_1..ε_L at the end, (B, n_ℓ) each, as the error neurons hold them — with the
+            circuit's own converter and noise errors — the learning signals of in-place updates.
         free_energy_trace: (n_steps + 1, B) when recorded, else None.
         activity_trace: (n_steps + 1, H, B, N) when recorded, else None.
         counts: events of the whole run (all samples).
@@ -88,6 +90,7 @@ class SimResult:
     z: np.ndarray
     output: np.ndarray
     free_energy: np.ndarray
+    errors: list[np.ndarray]
     free_energy_trace: np.ndarray | None
     activity_trace: np.ndarray | None
     counts: EventCounts
@@ -282,7 +285,10 @@ def simulate(
     e_trace = np.concatenate([t[0][:-1] for t in traces[:-1]] + [traces[-1][0]]) if record_e else None
     s_trace = np.concatenate([t[1][:-1] for t in traces[:-1]] + [traces[-1][1]]) if record_s else None
 
-    g, _, energies = reference.gradient(cw, mu_first, y_in, z, zout, free_output)  # noiseless read-out
+    g, _, energies, eps, eps_out = reference.gradient(cw, mu_first, y_in, z, zout, free_output)
+    if noise is not None:  # the error neurons' own values, with the noise of one more evaluation
+        end = offset if method_e is Method.EULER else 2 * offset
+        eps, eps_out = reference.gradient(cw, mu_first, y_in, z, zout, free_output, True, noise, end, samples)[3:]
     output = zout if free_output else cw.a_out * phi(spec.act, z[-1]) @ cw.w_out.T
     if spike_counts is None:
         counts = circuit_inference_counts(spec, profile, n_steps=int(n_steps), dt_s=dt_s, n_samples=batch,
@@ -295,6 +301,7 @@ def simulate(
         counts = counts + spiking_event_counts(spike_counts)
     return SimResult(
         z=z, output=output, free_energy=energies, free_energy_trace=e_trace, activity_trace=s_trace,
+        errors=[*eps, eps_out],
         counts=counts, energy=price(counts, profile), max_grad=float(np.abs(g).max()) if g.size else 0.0,
         circuit_time_s=(ff_steps + n_steps) * dt_s, compile_s=compile_s, run_s=run_s,
         meta={"profile": profile.name, "method": method_e.value, "backend": backend_e.value,
