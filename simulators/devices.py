@@ -167,4 +167,4 @@ def analog_mvm_np(w: np.ndarray, p: np.ndarray, w_max: float, noise: StepNoise, 
         yn = np.clip(yn, -noise.out_bound, noise.out_bound)
     if noise.levels_out:
         yn = np.rint(yn / noise.out_bound * noise.levels_out) / noise.levels_out * noise.out_bound
-    return yn * w_max * np.where(scale > 0, scale, 0.0)
+    return yn * (w_max * np.where(scale > 0, scale, 0.0))

@@ -83,15 +83,23 @@ def _xbar(p, wt, out, noisy, pn, scale, w_max, nz, seed, ev, slot_base, samples)
                 norm2 += pn[b, j] * pn[b, j]
         # read and output noise are independent Gaussians on the same output: one draw of their sum
         sigma = np.sqrt(read_sigma * read_sigma * norm2 + out_sigma * out_sigma)
+        row = out[b]
+        if sigma > 0:
+            sample = samples[b]
+            for i in range(n_out):  # a branch-free loop the compiler can vectorise
+                row[i] = row[i] / w_max + sigma * normal_keyed(key, _counter(ev, slot_base, sample, i))
+        else:
+            for i in range(n_out):
+                row[i] = row[i] / w_max
+        if bound > 0:
+            for i in range(n_out):
+                row[i] = min(max(row[i], -bound), bound)
+        if levels_out > 0:
+            for i in range(n_out):
+                row[i] = np.rint(row[i] / bound * levels_out) / levels_out * bound
+        sc = w_max * scale[b]
         for i in range(n_out):
-            y = out[b, i] / w_max
-            if sigma > 0:
-                y = y + sigma * normal_keyed(key, _counter(ev, slot_base, samples[b], i))
-            if bound > 0:
-                y = min(max(y, -bound), bound)
-            if levels_out > 0:
-                y = np.rint(y / bound * levels_out) / levels_out * bound
-            out[b, i] = y * w_max * scale[b]
+            row[i] = row[i] * sc
 
 
 @nb.njit(cache=True)
