@@ -382,3 +382,192 @@ def integrate_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, 
                                              zout, g, gout, eps, eps_out, phz, dz, fbacc)
     if record_s:
         state_trace[n_steps] = z
+
+
+# ------------------------------------------------------------------- single sample, non-ideal
+@nb.njit(cache=True, fastmath=True)
+def _xbar1(w, p, out, transpose, pn, w_max, nz, key, ev, slot_base, sample):
+    """out ← W p (transpose False: w (n_out, n_in)) or Wᵀ p (transpose True: w (n_in, n_out)) for one
+    sample, with the converter and noise model of :func:`_xbar` (same draws, same order of rounding
+    decisions)."""
+    levels_in, levels_out, bound, read_sigma, out_sigma = nz[0], nz[1], nz[2], nz[3], nz[4]
+    n_in = p.shape[0]
+    n_out = out.shape[0]
+    m = 0.0
+    for j in range(n_in):
+        v = abs(p[j])
+        if v > m:
+            m = v
+    safe = m if m > 0 else 1.0
+    norm2 = 0.0
+    for j in range(n_in):
+        v = p[j] / safe
+        if levels_in > 0:
+            v = np.rint(v * levels_in) / levels_in
+        pn[j] = v
+        norm2 += v * v
+    if transpose:  # out += Σ_j w_j pn_j, four rows of w per pass over out
+        for k in range(n_out):
+            out[k] = 0.0
+        j = 0
+        while j + 4 <= n_in:
+            v0, v1, v2, v3 = pn[j], pn[j + 1], pn[j + 2], pn[j + 3]
+            for k in range(n_out):
+                out[k] += w[j, k] * v0 + w[j + 1, k] * v1 + w[j + 2, k] * v2 + w[j + 3, k] * v3
+            j += 4
+        while j < n_in:
+            v = pn[j]
+            for k in range(n_out):
+                out[k] += w[j, k] * v
+            j += 1
+    else:  # four row dot products per pass over pn
+        k = 0
+        while k + 4 <= n_out:
+            a0 = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            a3 = 0.0
+            for j in range(n_in):
+                v = pn[j]
+                a0 += w[k, j] * v
+                a1 += w[k + 1, j] * v
+                a2 += w[k + 2, j] * v
+                a3 += w[k + 3, j] * v
+            out[k], out[k + 1], out[k + 2], out[k + 3] = a0, a1, a2, a3
+            k += 4
+        while k < n_out:
+            acc = 0.0
+            for j in range(n_in):
+                acc += w[k, j] * pn[j]
+            out[k] = acc
+            k += 1
+    sigma = np.sqrt(read_sigma * read_sigma * norm2 + out_sigma * out_sigma)
+    sc = w_max * m
+    for k in range(n_out):
+        y = out[k] / w_max
+        if sigma > 0:
+            y = y + sigma * normal_keyed(key, _counter(ev, slot_base, sample, k))
+        if bound > 0:
+            y = min(max(y, -bound), bound)
+        if levels_out > 0:
+            y = np.rint(y / bound * levels_out) / levels_out * bound
+        out[k] = y * sc
+
+
+@nb.njit(cache=True, fastmath=True)
+def _grad_single_noisy(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, mu1, y, z, zout,
+                       g, gout, eps, eps_out, phz, dz, buf, pn, nz, key, ev, w_max, gains, sample):
+    """Twin of :func:`_grad_single` with every MVM through :func:`_xbar1` (two passes per crossbar)."""
+    h_layers, n = z.shape
+    d_y = zout.shape[0]
+    last_xbar = h_layers
+    for l in range(h_layers):
+        for i in range(n):
+            phz[l, i] = gains[l, i] * _phi(z[l, i], act)
+            dz[l, i] = gains[l, i] * _dphi(z[l, i], act)
+    for i in range(n):
+        eps[0, i] = z[0, i] - mu1[i]
+    for l in range(1, h_layers):
+        _xbar1(w_hid[l - 1], phz[l - 1], buf, False, pn, w_max[l], nz, key, ev, (l * 2) * 2, sample)
+        for i in range(n):
+            base = z[l - 1, i] if skip else 0.0
+            eps[l, i] = z[l, i] - (base + a_hid * buf[i])
+    out_buf = gout  # reuse as scratch for the output prediction, overwritten below
+    _xbar1(w_out, phz[h_layers - 1], out_buf, False, pn, w_max[last_xbar], nz, key, ev, (last_xbar * 2) * 2,
+           sample)
+    energy = 0.0
+    for k in range(d_y):
+        target = zout[k] if free_out else y[k]
+        eps_out[k] = target - a_out * out_buf[k]
+        energy += eps_out[k] * eps_out[k]
+    if feedback:
+        for l in range(h_layers - 1):
+            _xbar1(w_hid[l], eps[l + 1], buf, True, pn, w_max[l + 1], nz, key, ev, ((l + 1) * 2 + 1) * 2, sample)
+            for j in range(n):
+                v = eps[l, j] - dz[l, j] * a_hid * buf[j]
+                if skip:
+                    v -= eps[l + 1, j]
+                g[l, j] = v
+        _xbar1(w_out, eps_out, buf, True, pn, w_max[last_xbar], nz, key, ev, (last_xbar * 2 + 1) * 2, sample)
+        for j in range(n):
+            g[h_layers - 1, j] = eps[h_layers - 1, j] - dz[h_layers - 1, j] * a_out * buf[j]
+    else:
+        for l in range(h_layers):
+            for j in range(n):
+                g[l, j] = eps[l, j]
+    for k in range(d_y):
+        gout[k] = eps_out[k] if free_out else 0.0
+    for l in range(h_layers):
+        for i in range(n):
+            energy += eps[l, i] * eps[l, i]
+    return 0.5 * energy
+
+
+@nb.njit(cache=True, fastmath=True)
+def integrate_single_noisy(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, mu1, y, z, zout,
+                           h, n_steps, method, energy_trace, state_trace, nz, seed, step_offset, w_max, gains,
+                           sample):
+    """:func:`integrate_single` with the non-idealities (Euler and Heun), for one circuit."""
+    record_e = energy_trace.shape[0] > 0
+    record_s = state_trace.shape[0] > 0
+    h_layers, n = z.shape
+    d_y = zout.shape[0]
+    g = np.empty_like(z)
+    eps = np.empty_like(z)
+    phz = np.empty_like(z)
+    dz = np.empty_like(z)
+    buf = np.empty(max(n, d_y), dtype=z.dtype)
+    pn = np.empty(max(n, d_y), dtype=z.dtype)
+    eps_out = np.empty_like(zout)
+    gout = np.empty_like(zout)
+    z2 = np.empty_like(z)
+    zout2 = np.empty_like(zout)
+    g2 = np.empty_like(z)
+    gout2 = np.empty_like(zout)
+    key = seed_key(seed)
+    leak, ktc = nz[5], nz[6]
+    ktc_base = 4 * (h_layers + 1)
+    for k in range(n_steps):
+        step = step_offset + k
+        ev = 2 * step if method == 1 else step
+        energy = _grad_single_noisy(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, mu1, y, z, zout,
+                                    g, gout, eps, eps_out, phz, dz, buf, pn, nz, key, ev, w_max, gains, sample)
+        if record_e:
+            energy_trace[k] = energy
+        if record_s:
+            state_trace[k] = z
+        if method == 0:
+            for l in range(h_layers):
+                for i in range(n):
+                    z[l, i] -= h * g[l, i]
+            if free_out:
+                for i in range(d_y):
+                    zout[i] -= h * gout[i]
+        else:
+            for l in range(h_layers):
+                for i in range(n):
+                    z2[l, i] = z[l, i] - h * g[l, i]
+            for i in range(d_y):
+                zout2[i] = zout[i] - h * gout[i] if free_out else zout[i]
+            _grad_single_noisy(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, mu1, y, z2, zout2,
+                               g2, gout2, eps, eps_out, phz, dz, buf, pn, nz, key, ev + 1, w_max, gains, sample)
+            for l in range(h_layers):
+                for i in range(n):
+                    z[l, i] -= 0.5 * h * (g[l, i] + g2[l, i])
+            if free_out:
+                for i in range(d_y):
+                    zout[i] -= 0.5 * h * (gout[i] + gout2[i])
+        if leak != 1.0 or ktc != 0.0:
+            for l in range(h_layers):
+                for i in range(n):
+                    z[l, i] *= leak
+                    if ktc != 0.0:
+                        z[l, i] += ktc * normal_keyed(key, _counter(step, ktc_base + l, sample, i))
+    if record_e:
+        end = step_offset + n_steps
+        ev_end = 2 * end if method == 1 else end
+        energy_trace[n_steps] = _grad_single_noisy(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, mu1,
+                                                   y, z, zout, g, gout, eps, eps_out, phz, dz, buf, pn, nz, key,
+                                                   ev_end, w_max, gains, sample)
+    if record_s:
+        state_trace[n_steps] = z

@@ -321,11 +321,11 @@ def _run_numba(cw, mu_first, y, z, zout, h, n_steps, method, free_output, feedba
     batch = z.shape[1]
     act = kernels.ACT_CODES[spec.act.value]
     meth = kernels.METHOD_CODES[method.value]
-    # the single-sample kernel models the ideal circuit
-    single = batch == 1 and noise is None and not np.any(cw.gains != 1.0)
+    single = batch == 1
+    ideal = noise is None and not np.any(cw.gains != 1.0)
     noise = _NO_NOISE if noise is None else noise
-    extra = (noise, step_offset, samples)
-    key = ("single" if single else "batched", z.dtype.str)
+    extra = (noise, step_offset, samples, ideal)
+    key = ("single" if single else "batched", ideal, z.dtype.str)
     compile_s = 0.0
     if key not in _COMPILED:  # time the first call's compilation (or cache load) on a 0-step run
         t0 = time.perf_counter()
@@ -337,15 +337,20 @@ def _run_numba(cw, mu_first, y, z, zout, h, n_steps, method, free_output, feedba
 
 
 def _dispatch(cw, mu_first, y, z, zout, h, n_steps, meth, act, free_output, feedback, single, record_e,
-              record_s, noise, step_offset, samples):
+              record_s, noise, step_offset, samples, ideal):
     batch = z.shape[1]
     if single:
         zs, zo = np.ascontiguousarray(z[:, 0, :]), np.ascontiguousarray(zout[0])
         e_trace = np.empty((n_steps + 1 if record_e else 0,))
         s_trace = np.empty((n_steps + 1 if record_s else 0,) + zs.shape)
-        kernels.integrate_single(cw.w_hid, cw.w_out, cw.a_hid, cw.a_out, act, cw.spec.skip, free_output,
-                                 feedback, np.ascontiguousarray(mu_first[0]), np.ascontiguousarray(y[0]), zs, zo,
-                                 h, n_steps, meth, e_trace, s_trace)
+        args = (cw.w_hid, cw.w_out, cw.a_hid, cw.a_out, act, cw.spec.skip, free_output, feedback,
+                np.ascontiguousarray(mu_first[0]), np.ascontiguousarray(y[0]), zs, zo, h, n_steps, meth,
+                e_trace, s_trace)
+        if ideal:
+            kernels.integrate_single(*args)
+        else:
+            kernels.integrate_single_noisy(*args, noise.as_array(), noise.seed, step_offset, cw.w_max, cw.gains,
+                                           int(samples[0]))
         z[:, 0, :], zout[0] = zs, zo
         return (e_trace[:, None] if record_e else None, s_trace[:, :, None, :] if record_s else None)
     e_trace = np.empty((n_steps + 1 if record_e else 0, batch))

@@ -157,3 +157,16 @@ def test_activation_mismatch_gains():
     spec = NetworkSpec(input_dim=3, width=500, depth=4, output_dim=2)
     gains = activation_gains(spec, IDEAL.replace(act_mismatch_frac=0.1), seed=0)
     assert gains.shape == (3, 500) and abs(gains.std() / 0.1 - 1) < 0.05 and abs(gains.mean() - 1) < 0.01
+
+
+@pytest.mark.parametrize("method", ["euler", "heun"])
+@pytest.mark.parametrize("free", [True, False])
+def test_single_sample_kernel_with_noise_equals_numpy(method, free):
+    spec, weights, x, y = _net(batch=3)
+    kw = dict(profile=NOISY, n_steps=20, ff_steps=4, method=method, seed=3, record=("free_energy",))
+    ref = simulate(spec, weights, x, None if free else y, backend="numpy", **kw)
+    for b in range(3):
+        one = simulate(spec, weights, x[b : b + 1], None if free else y[b : b + 1], backend="numba",
+                       sample_offset=b, **kw)
+        np.testing.assert_allclose(one.z[:, 0], ref.z[:, b], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(one.free_energy_trace[:, 0], ref.free_energy_trace[:, b], rtol=1e-9, atol=1e-12)
