@@ -1,0 +1,67 @@
+"""Experiment modules: the trade-off and the hardware sweep on a small synthetic network."""
+
+from dataclasses import asdict, replace
+
+import pytest
+
+from experiments import hardware_sweep, tradeoff
+from experiments.tradeoff import _pareto
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PCHW_CACHE", str(tmp_path / "cache"))
+
+
+def _tradeoff(point):
+    return tradeoff.Config(point=point, dataset="synthetic", depth=3, width=16, epochs=2, samples=64,
+                           brian2_samples=4, batch_size=32)
+
+
+def test_pareto_front():
+    pts = [(1.0, 90.0), (2.0, 95.0), (3.0, 94.0), (0.5, 80.0), (2.0, 93.0)]
+    assert _pareto(pts) == [3, 0, 1]
+
+
+def test_tradeoff_points_and_figures(tmp_path):
+    rows = []
+    for point in ("bp:gpu-bf16", "pc:gpu-bf16", "pc:analog-rram-clocked"):
+        row = tradeoff.run(_tradeoff(point))
+        row.update({f"p_{k}": v for k, v in asdict(_tradeoff(point)).items()})
+        rows.append(row)
+    bp, pc, analog = rows
+    assert bp["algorithm"] == "bp" and pc["algorithm"] == "pc"
+    assert pc["train_energy_j"] > bp["train_energy_j"] > 0  # T inference steps cost MACs on a GPU
+    assert pc["inference_energy_j"] == pytest.approx(bp["inference_energy_j"])  # the same feedforward
+    assert analog["substrate"] == "analog-clocked" and analog["deployed_samples"] == 64
+    assert abs(analog["test_acc"] - analog["software_acc_same_samples"]) < 0.1
+    assert analog["train_energy_j"] == pytest.approx(sum(v for k, v in analog.items()
+                                                         if k.startswith("train_") and k.endswith("_j")
+                                                         and k != "train_energy_j"))
+    paths = tradeoff.plot(rows, tmp_path / "fig")
+    assert len(paths) == 2
+    for p in paths:
+        data = p.read_bytes()
+        assert data.startswith(PNG) and len(data) > 1000
+    with pytest.raises(ValueError, match="no model on"):
+        tradeoff.run(_tradeoff("bp:analog-rram-continuous"))
+
+
+def test_hardware_sweep_moves_accuracy_and_draws_a_heat_map(tmp_path):
+    base = hardware_sweep.Config(dataset="synthetic", depth=3, width=16, epochs=2, samples=128)
+    rows = []
+    for read_noise in (0.0, 0.5):
+        for bits in (0, 2):
+            c = replace(base, read_noise_frac=read_noise, weight_bits=bits)
+            row = hardware_sweep.run(c)
+            row.update({f"p_{k}": v for k, v in asdict(c).items()})
+            rows.append(row)
+    clean = next(r for r in rows if r["p_read_noise_frac"] == 0.0 and r["p_weight_bits"] == 0)
+    worst = next(r for r in rows if r["p_read_noise_frac"] == 0.5 and r["p_weight_bits"] == 2)
+    assert clean["test_acc"] > worst["test_acc"]
+    assert all(r["energy_j"] > 0 for r in rows)
+    names = {p.name for p in hardware_sweep.plot(rows, tmp_path / "fig")}
+    assert names == {"heatmap_read_noise_frac_weight_bits.png", "sensitivity_read_noise_frac.png",
+                     "sensitivity_weight_bits.png"}
