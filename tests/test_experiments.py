@@ -65,3 +65,23 @@ def test_hardware_sweep_moves_accuracy_and_draws_a_heat_map(tmp_path):
     names = {p.name for p in hardware_sweep.plot(rows, tmp_path / "fig")}
     assert names == {"heatmap_read_noise_frac_weight_bits.png", "sensitivity_read_noise_frac.png",
                      "sensitivity_weight_bits.png"}
+
+
+def test_demo_end_to_end_through_the_cli(tmp_path):
+    from click.testing import CliRunner
+
+    import cli
+
+    out = tmp_path / "demo"
+    args = ["demo", "--dataset", "synthetic", "--depth", "3", "--width", "16", "--epochs", "1", "--samples", "64",
+            "--quiet", "--out", str(out)]
+    result = CliRunner().invoke(cli.main, args)
+    assert result.exit_code == 0, result.output
+    assert "PC · analog-rram-clocked" in result.output and "BP · gpu-bf16" in result.output
+    report = (out / "report.md").read_text()
+    for fig in ("tradeoff_accuracy_vs_energy.png", "heatmap_read_noise_frac_weight_bits.png"):
+        assert fig in report
+        assert any(p.read_bytes().startswith(PNG) for p in out.rglob(fig))
+    assert (out / "report.html").exists() and (out / "tradeoff" / "runs.csv").exists()
+    rows = (out / "tradeoff" / "runs.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(tradeoff.POINTS) and all(",ok," in r for r in rows[1:])
