@@ -197,6 +197,169 @@ def demo(dataset, depth, width, epochs, samples, workers, out_dir, quiet) -> Non
     click.echo(f"report: {result.report} (and report.html beside it)")
 
 
+# ------------------------------------------------------------------------------------ profiles
+@main.group()
+def profiles() -> None:
+    """Hardware profiles: cited prices and circuit constants (TOML)."""
+
+
+@profiles.command("list")
+def profiles_list() -> None:
+    """List the shipped presets."""
+    from pchw.profiles import list_profiles, load_profile
+
+    names = list_profiles()
+    width = max(len(n) for n in names)
+    for name in names:
+        p = load_profile(name)
+        click.echo(f"{name:<{width}}  {p.substrate.value:<18} {p.description}")
+
+
+@profiles.command("show")
+@click.argument("name")
+def profiles_show(name) -> None:
+    """Print a preset (or a TOML file) as TOML with every value's source: a template to copy."""
+    from pchw.profiles import load_profile, profile_to_toml
+
+    click.echo(profile_to_toml(load_profile(name)), nl=False)
+
+
+@profiles.command("validate")
+@click.argument("file", type=click.Path(dir_okay=False))
+def profiles_validate(file) -> None:
+    """Check a user's profile file; print one line naming the first problem, or 'ok'."""
+    from pchw.profiles import load_profile
+
+    p = load_profile(file)
+    click.echo(f"ok: {p.name} ({p.substrate.value}), {len(p.sources)} cited values")
+
+
+def _energy_table(rows, title: str) -> None:
+    """Print energy reports as a table: one row each, the total and its largest components."""
+    if title:
+        click.echo(title)
+    for label, report in rows:
+        parts = sorted(((v, k) for k, v in report.components_j.items() if v > 0), reverse=True)[:3]
+        share = ", ".join(f"{k} {100 * v / report.total_j:.0f}%" for v, k in parts) if report.total_j else "free"
+        click.echo(f"  {label:<34} {report.total_j:11.3e} J   {share}")
+
+
+def _load_network(checkpoint, samples, seed=0):
+    """A trained network from a software (checkpoint.pt) or in-situ (checkpoint.npz) run folder."""
+    from pathlib import Path
+
+    from models.training import load_trained
+    from pchw.data import load_dataset
+
+    if (Path(checkpoint) / "checkpoint.npz").exists():
+        from simulators.insitu import load_insitu
+
+        spec, weights, config, _ = load_insitu(checkpoint)
+    else:
+        spec, weights, config = load_trained(checkpoint)
+    data = load_dataset(config.dataset, n_test=samples)
+    return spec, weights, config, data
+
+
+# ------------------------------------------------------------------------------------ simulate
+@main.command()
+@click.option("--checkpoint", type=click.Path(file_okay=False, exists=True), required=True,
+              help="Run folder written by `pchw train`.")
+@click.option("--profile", default="ideal", show_default=True, help="Preset name or TOML file.")
+@click.option("--n-steps", type=int, default=0, show_default=True,
+              help="Steps of PC dynamics after the forward phase (the output stays free).")
+@click.option("--ff-steps", type=int, default=None,
+              help="Forward-phase steps (default: enough for the H+1-lag cascade to settle).")
+@click.option("--dt-s", type=float, default=None, help="Step in seconds (default: the profile's).")
+@click.option("--tau-s", type=float, default=None, help="Integrator time constant in seconds (default: profile's).")
+@click.option("--method", type=click.Choice(["euler", "heun"]), default="euler", show_default=True,
+              help="Fixed-step integrator.")
+@click.option("--samples", type=int, default=None, help="Test samples to run (default: the whole test set).")
+@click.option("--backend", type=click.Choice(["numba", "numpy", "brian2"]), default="numba", show_default=True,
+              help="Simulation backend (brian2: an independent Brian2 network of the same circuit).")
+@click.option("--spiking", is_flag=True, help="brian2: the PC phase's errors travel as rate-coded spikes.")
+@click.option("--spike-rate-hz", type=float, default=1000.0, show_default=True,
+              help="--spiking: firing rate of an error of full scale (Hz).")
+@click.option("--spike-duration-s", type=float, default=0.1, show_default=True,
+              help="--spiking: spike-counting window per circuit step (s); budget = rate × duration.")
+@click.option("--spike-full-scale", type=float, default=4.0, show_default=True,
+              help="--spiking: the |error| that fires at --spike-rate-hz (larger errors are clipped).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise sources.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the full result as JSON here.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def simulate(checkpoint, profile, n_steps, ff_steps, dt_s, tau_s, method, samples, backend, spiking, spike_rate_hz,
+             spike_duration_s, spike_full_scale, seed, json_path, quiet) -> None:
+    """Deploy a trained network on a circuit profile: test accuracy and energy per inference."""
+    from experiments.deploy import deploy
+    from pchw.profiles import load_profile
+    from pchw.runlog import progress, write_json
+
+    hw = load_profile(profile)
+    if not hw.is_circuit:
+        raise click.UsageError(f"--profile {hw.name} is digital; price digital hardware with `pchw energy`")
+    coding = None
+    if spiking:
+        if backend != "brian2":
+            raise click.UsageError("--spiking needs --backend brian2")
+        if n_steps <= 0:
+            raise click.UsageError("--spiking needs --n-steps > 0: the spiking PC phase after the forward phase")
+        from simulators.brian2_backend import SpikeCoding
+
+        try:
+            coding = SpikeCoding(rate_hz=spike_rate_hz, duration_s=spike_duration_s, full_scale=spike_full_scale)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+    spec, weights, _, data = _load_network(checkpoint, samples)
+    with progress(len(data.x_test), desc=f"simulate {hw.name}", enabled=not quiet) as bar:
+        result = deploy(spec, weights, data.x_test, data.y_test, profile=hw, n_steps=n_steps, ff_steps=ff_steps,
+                        dt_s=dt_s, tau_s=tau_s, method=method, backend=backend, seed=seed, spiking=coding,
+                        on_progress=bar.update)
+    s = result.settings
+    click.echo(f"{hw.name}: {result.n_samples} test samples, forward phase {s['ff_steps']} + PC {s['n_steps']} "
+               f"steps of dt {s['dt_s']:.3g} s (dt/τ = {s['h']:.3g}, {s['method']}, {s['backend']})")
+    click.echo(f"  circuit test accuracy  {100 * result.accuracy:6.2f}%   "
+               f"(software {100 * result.software_accuracy:.2f}%, same prediction on {100 * result.agreement:.2f}% "
+               f"of samples; max |∂F/∂z| {result.max_grad:.2e})")
+    click.echo(f"  energy per inference   {result.energy.total_j:.3e} J")
+    for component, joules in sorted(result.energy.components_j.items(), key=lambda kv: -kv[1]):
+        if joules > 0:
+            click.echo(f"    {component:<14} {joules:11.3e} J  {100 * joules / result.energy.total_j:5.1f}%")
+    click.echo(f"  compile/build {result.compile_s:.1f} s, run {result.run_s:.1f} s")
+    if json_path:
+        write_json(json_path, result.to_dict())
+
+
+# -------------------------------------------------------------------------------------- energy
+@main.command()
+@click.option("--checkpoint", type=click.Path(file_okay=False, exists=True), required=True,
+              help="Run folder written by `pchw train`.")
+@click.option("--profiles", "names", default=None,
+              help="Comma-separated presets or TOML files (default: every preset but ideal).")
+@click.option("--batch-size", type=int, default=None, help="Samples per weight update (default: the run's).")
+@click.option("--n-steps", type=int, default=None, help="PC inference steps per example (default: the run's T).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the rows as JSON here.")
+def energy(checkpoint, names, batch_size, n_steps, json_path) -> None:
+    """Joules per training example and per inference, BP and PC, on every hardware profile."""
+    from experiments.energy import energy_rows
+    from pchw.profiles import list_profiles, load_profile
+    from pchw.runlog import write_json
+
+    chosen = names.split(",") if names else [n for n in list_profiles() if n != "ideal"]
+    hw = [load_profile(n.strip()) for n in chosen]
+    spec, weights, config, data = _load_network(checkpoint, 16)
+    y = data.one_hot(data.y_test).astype(float)
+    rows = energy_rows(spec, weights, hw, x=data.x_test.astype(float), y=y,
+                       batch_size=batch_size or config.batch_size,
+                       n_steps=n_steps if n_steps is not None else config.inference_steps)
+    click.echo(f"depth {spec.depth}, width {spec.width}, {spec.input_dim}→{spec.output_dim}; "
+               f"batch {batch_size or config.batch_size}; joules per example (largest components):")
+    _energy_table([(f"{r.profile} {r.algorithm.upper()} {r.phase}", r.report) for r in rows], title="")
+    if json_path:
+        write_json(json_path, [r.to_dict() for r in rows])
+
+
 # ---------------------------------------------------------------------------------------- data
 @main.group()
 def data() -> None:

@@ -182,3 +182,9 @@ def test_simulate_with_brian2_rate_and_spiking(trained_run):
     assert "synaptic" in text
     code, text = run_cli("simulate", "--checkpoint", str(trained_run), "--spiking", "--n-steps", "5", "--quiet")
     assert code == 2 and "--backend brian2" in text
+
+
+def test_every_command_is_registered():
+    assert set(cli.main.commands) == {"train", "demo", "data", "profiles", "simulate", "energy", "list", "run",
+                                      "report"}
+    assert set(cli.main.commands["profiles"].commands) == {"list", "show", "validate"}
