@@ -23,6 +23,10 @@ from types import ModuleType
 EXPERIMENTS: dict[str, str] = {
     "tradeoff": "experiments.tradeoff",
     "hardware-sweep": "experiments.hardware_sweep",
+    "break-even": "experiments.break_even",
+    "theory": "experiments.theory_checks",
+    "depth-scaling": "experiments.depth_scaling",
+    "lr-transfer": "experiments.lr_transfer",
 }
 
 MODULE_PREFIX = "module:"
