@@ -168,6 +168,7 @@ class PCNet(torch.nn.Module):
         mu = torch.empty_like(z[1:])
         eps_out = torch.empty_like(y)
         relu = spec.act is Activation.RELU
+        deriv = torch.empty(z.shape, dtype=torch.bool if relu else z.dtype, device=z.device)
         for _ in range(n_steps):
             if relu:
                 torch.clamp_min(z, 0.0, out=phz)
@@ -184,15 +185,15 @@ class PCNet(torch.nn.Module):
             torch.addmm(y, phz[-1], self.w_out.T, alpha=-self.a_out, out=eps_out)
             torch.mm(eps_out, self.w_out, out=fb[-1])
             if relu:
-                fb.mul_(z > 0)
+                torch.gt(z, 0, out=deriv)  # φ'(z) as a mask, into a preallocated buffer
             else:
-                fb.mul_(self.dphi(z))
+                deriv.copy_(self.dphi(z))
             z.sub_(eps, alpha=c)
-            if deep:
-                z[:-1].add_(fb[:-1], alpha=c * self.a_hid)
+            if deep:  # φ'(z) ⊙ feedback fused into the update
+                z[:-1].addcmul_(deriv[:-1], fb[:-1], value=c * self.a_hid)
                 if spec.skip:
                     z[:-1].add_(eps[1:], alpha=c)
-            z[-1].add_(fb[-1], alpha=c * self.a_out)
+            z[-1].addcmul_(deriv[-1], fb[-1], value=c * self.a_out)
         return z
 
     @torch.no_grad()
