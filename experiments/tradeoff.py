@@ -135,7 +135,7 @@ def plot(table: list[dict], outdir: Path) -> list[Path]:
 
     components = sorted({k[len("train_"):-2] for r in rows for k in r if k.startswith("train_") and k.endswith("_j")
                          and k != "train_energy_j"})
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = plt.subplots(figsize=(10.5, 5))
     totals = np.array(energy)
     bottom = np.zeros(len(rows))
     for c in components:
@@ -151,7 +151,7 @@ def plot(table: list[dict], outdir: Path) -> list[Path]:
     ax.set_xticklabels(labels, rotation=35, ha="right", fontsize=7)
     ax.set_ylabel("share of the energy per training example (%)")
     ax.set_title("Where the joules of one training example go (total above each bar)")
-    ax.legend(fontsize=7, ncol=3, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     paths.append(outdir / "tradeoff_energy_breakdown.png")
     fig.savefig(paths[-1], dpi=120)
