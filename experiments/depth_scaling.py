@@ -44,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .table import number, param
+
 NAME = "depth-scaling"
 TITLE = "Depth scaling: μPC vs SP predictive coding vs Depth-μP backprop"
 DESCRIPTION = ("Test accuracy against the number of hidden layers for μPC, standard-parameterisation PC "
@@ -186,17 +188,7 @@ def run(config: Config) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ plots
-def _value(r: dict, name: str):
-    return r.get(f"p_{name}", r.get(name))
-
-
-def _num(v) -> float:
-    if v in (None, "", "None"):
-        return float("nan")
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return float("nan")
+_value, _num = param, number  # runs.csv cells (experiments.table)
 
 
 def _flag(v) -> bool:

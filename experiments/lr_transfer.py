@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .table import number, param
+
 NAME = "lr-transfer"
 TITLE = "μPC learning-rate transfer across width and depth"
 DESCRIPTION = ("Test loss of μPC over a grid of activity lr × param lr at several widths and depths, "
@@ -121,17 +123,7 @@ def run(config: Config) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ analysis
-def _value(r: dict, name: str):
-    return r.get(f"p_{name}", r.get(name))
-
-
-def _num(v) -> float:
-    if v in (None, "", "None"):
-        return float("nan")
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return float("nan")
+_value, _num = param, number  # runs.csv cells (experiments.table)
 
 
 def _cell_mean(values: list[float]) -> float:

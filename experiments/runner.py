@@ -26,7 +26,6 @@ import importlib
 import io
 import itertools
 import json
-import math
 import os
 import sys
 import time
@@ -38,7 +37,16 @@ from pathlib import Path
 
 from experiments import registry
 from experiments.registry import ExperimentError
-from pchw.runlog import RunError, atomic_write_text, git_sha, package_versions, progress, read_json, write_json
+from pchw.runlog import (
+    RunError,
+    atomic_write_text,
+    csv_cell,
+    git_sha,
+    package_versions,
+    progress,
+    read_json,
+    write_json,
+)
 
 STATUS_COLUMNS = ("status", "wall_s", "error")
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -247,12 +255,7 @@ def run_id(config, module, *, _profiles: dict | None = None) -> str:
 
 
 # ------------------------------------------------------------------------------------ runs.csv
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return "" if math.isnan(value) else repr(value)
-    return str(value)
+_cell = csv_cell  # one cell format for every CSV the project writes
 
 
 def _parse_cell(text: str) -> object:

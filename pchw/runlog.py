@@ -83,7 +83,8 @@ def read_json(path: str | os.PathLike) -> dict:
         return json.load(f)
 
 
-def _cell(value: object) -> str:
+def csv_cell(value: object) -> str:
+    """A CSV cell: empty for None and NaN ("not measured"), repr for floats (exact round trip)."""
     if value is None:
         return ""
     if isinstance(value, float):
@@ -121,7 +122,7 @@ class History:
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(self.columns)
         for row in self.rows:
-            writer.writerow([_cell(row.get(c)) for c in self.columns])
+            writer.writerow([csv_cell(row.get(c)) for c in self.columns])
         return buf.getvalue()
 
     def write(self, path: str | os.PathLike) -> None:
