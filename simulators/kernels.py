@@ -329,6 +329,38 @@ def _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, mu1,
     return 0.5 * energy
 
 
+@nb.njit(inline="always")
+def _euler_single(z, zout, g, gout, h, free_out):
+    """z ← z − h g (and the free output)."""
+    for l in range(z.shape[0]):
+        for i in range(z.shape[1]):
+            z[l, i] -= h * g[l, i]
+    if free_out:
+        for i in range(zout.shape[0]):
+            zout[i] -= h * gout[i]
+
+
+@nb.njit(inline="always")
+def _heun_predict_single(z, zout, g, gout, h, free_out, z2, zout2):
+    """Heun's predictor z̃ = z − h g into (z2, zout2)."""
+    for l in range(z.shape[0]):
+        for i in range(z.shape[1]):
+            z2[l, i] = z[l, i] - h * g[l, i]
+    for i in range(zout.shape[0]):
+        zout2[i] = zout[i] - h * gout[i] if free_out else zout[i]
+
+
+@nb.njit(inline="always")
+def _heun_correct_single(z, zout, g, gout, g2, gout2, h, free_out):
+    """Heun's corrector z ← z − (h/2)(g(z) + g(z̃))."""
+    for l in range(z.shape[0]):
+        for i in range(z.shape[1]):
+            z[l, i] -= 0.5 * h * (g[l, i] + g2[l, i])
+    if free_out:
+        for i in range(zout.shape[0]):
+            zout[i] -= 0.5 * h * (gout[i] + gout2[i])
+
+
 @nb.njit(cache=True, fastmath=True)
 def integrate_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, mu1, y, z, zout,
                      h, n_steps, method, energy_trace, state_trace):
@@ -347,8 +379,6 @@ def integrate_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, 
     zout2 = np.empty_like(zout)
     g2 = np.empty_like(z)
     gout2 = np.empty_like(zout)
-    h_layers, n = z.shape
-    d_y = zout.shape[0]
     for k in range(n_steps):
         energy = _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, mu1, y, z, zout,
                               g, gout, eps, eps_out, phz, dz, fbacc)
@@ -357,26 +387,12 @@ def integrate_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, 
         if record_s:
             state_trace[k] = z
         if method == 0:
-            for l in range(h_layers):
-                for i in range(n):
-                    z[l, i] -= h * g[l, i]
-            if free_out:
-                for i in range(d_y):
-                    zout[i] -= h * gout[i]
+            _euler_single(z, zout, g, gout, h, free_out)
         else:
-            for l in range(h_layers):
-                for i in range(n):
-                    z2[l, i] = z[l, i] - h * g[l, i]
-            for i in range(d_y):
-                zout2[i] = zout[i] - h * gout[i] if free_out else zout[i]
+            _heun_predict_single(z, zout, g, gout, h, free_out, z2, zout2)
             _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, mu1, y, z2, zout2,
                          g2, gout2, eps, eps_out, phz, dz, fbacc)
-            for l in range(h_layers):
-                for i in range(n):
-                    z[l, i] -= 0.5 * h * (g[l, i] + g2[l, i])
-            if free_out:
-                for i in range(d_y):
-                    zout[i] -= 0.5 * h * (gout[i] + gout2[i])
+            _heun_correct_single(z, zout, g, gout, g2, gout2, h, free_out)
     if record_e:
         energy_trace[n_steps] = _grad_single(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, mu1, y, z,
                                              zout, g, gout, eps, eps_out, phz, dz, fbacc)
@@ -537,26 +553,12 @@ def integrate_single_noisy(w_hid, w_out, a_hid, a_out, act, skip, free_out, feed
         if record_s:
             state_trace[k] = z
         if method == 0:
-            for l in range(h_layers):
-                for i in range(n):
-                    z[l, i] -= h * g[l, i]
-            if free_out:
-                for i in range(d_y):
-                    zout[i] -= h * gout[i]
+            _euler_single(z, zout, g, gout, h, free_out)
         else:
-            for l in range(h_layers):
-                for i in range(n):
-                    z2[l, i] = z[l, i] - h * g[l, i]
-            for i in range(d_y):
-                zout2[i] = zout[i] - h * gout[i] if free_out else zout[i]
+            _heun_predict_single(z, zout, g, gout, h, free_out, z2, zout2)
             _grad_single_noisy(w_hid, w_out, a_hid, a_out, act, skip, free_out, feedback, mu1, y, z2, zout2,
                                g2, gout2, eps, eps_out, phz, dz, buf, pn, nz, key, ev + 1, w_max, gains, sample)
-            for l in range(h_layers):
-                for i in range(n):
-                    z[l, i] -= 0.5 * h * (g[l, i] + g2[l, i])
-            if free_out:
-                for i in range(d_y):
-                    zout[i] -= 0.5 * h * (gout[i] + gout2[i])
+            _heun_correct_single(z, zout, g, gout, g2, gout2, h, free_out)
         if leak != 1.0 or ktc != 0.0:
             for l in range(h_layers):
                 for i in range(n):
