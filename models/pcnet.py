@@ -165,27 +165,26 @@ class PCNet(torch.nn.Module):
         mu_first = self.a_in * x @ self.w_in.T  # x is clamped: μ_1 is constant during inference
         w_hid_t = self.w_hid.transpose(1, 2)
         phz, eps, fb = torch.empty_like(z), torch.empty_like(z), torch.empty_like(z)
-        mu = torch.empty_like(z[1:])
         eps_out = torch.empty_like(y)
         relu = spec.act is Activation.RELU
-        deriv = torch.empty(z.shape, dtype=torch.bool if relu else z.dtype, device=z.device)
+        deriv = torch.empty_like(z)  # φ'(z), as a float so that addcmul_ needs no conversion
         for _ in range(n_steps):
             if relu:
                 torch.clamp_min(z, 0.0, out=phz)
             else:
                 phz.copy_(self.phi(z))
             torch.sub(z[0], mu_first, out=eps[0])
-            if deep:
+            if deep:  # ε_ℓ = z_ℓ − z_{ℓ−1}·skip − a W φ(z_{ℓ−1}): one pass, then the GEMM accumulates in place
                 if spec.skip:
-                    torch.baddbmm(z[:-1], phz[:-1], w_hid_t, alpha=self.a_hid, out=mu)
+                    torch.sub(z[1:], z[:-1], out=eps[1:])
                 else:
-                    torch.bmm(phz[:-1], w_hid_t, out=mu).mul_(self.a_hid)
-                torch.sub(z[1:], mu, out=eps[1:])
+                    eps[1:].copy_(z[1:])
+                eps[1:].baddbmm_(phz[:-1], w_hid_t, alpha=-self.a_hid)
                 torch.bmm(eps[1:], self.w_hid, out=fb[:-1])
             torch.addmm(y, phz[-1], self.w_out.T, alpha=-self.a_out, out=eps_out)
             torch.mm(eps_out, self.w_out, out=fb[-1])
             if relu:
-                torch.gt(z, 0, out=deriv)  # φ'(z) as a mask, into a preallocated buffer
+                torch.sign(phz, out=deriv)  # relu(z) ≥ 0, so its sign is exactly the mask z > 0
             else:
                 deriv.copy_(self.dphi(z))
             z.sub_(eps, alpha=c)
