@@ -2,7 +2,7 @@
 
 Programming (once, at deployment; numpy, shared by every backend):
     w_max_ℓ = max|W_ℓ|  (or weight_clip_std · std(W_ℓ), clipping larger weights)
-    quantise to 2^bits levels over ±w_max; add programming noise σ_p·w_max·ξ;
+    quantise to 2^bits levels over ±w_max; add programming noise σ_p·w_max·ξ (clipped to ±w_max);
     drift: W ← W · (t/t0)^−ν at the deployment time t.
 Per step (inside both steppers), for every MVM y = W p of a crossbar:
     s = max|p| (the DAC's input range), p_n = p/s, quantised to dac_bits (clocked mode);
@@ -117,7 +117,8 @@ def quantize_weights(w: np.ndarray, w_max: float, bits: int) -> np.ndarray:
 
 def program_weights(weights: list[np.ndarray], profile: HardwareProfile, *, seed: int
                     ) -> tuple[list[np.ndarray], np.ndarray]:
-    """Weights as the crossbars hold them at ``profile.deploy_time_s``, and each crossbar's w_max."""
+    """Weights as the crossbars hold them at ``profile.deploy_time_s`` (float64 arrays of float32-exact
+    values), and each crossbar's w_max."""
     if len(weights) > MAX_CROSSBARS:
         raise ValueError(f"at most {MAX_CROSSBARS} crossbars are supported with noise, got {len(weights)}")
     programmed, w_maxes = [], []
@@ -126,12 +127,15 @@ def program_weights(weights: list[np.ndarray], profile: HardwareProfile, *, seed
         drift = (max(profile.deploy_time_s, profile.drift_t0_s) / profile.drift_t0_s) ** (-profile.drift_nu)
     rng = np.random.default_rng([seed, 0xD3])
     for w in weights:
-        w_max = w_max_of(w, profile.weight_clip_std)
+        # conductances are held to float32 precision (24-bit mantissa, far finer than any device), so
+        # the single-sample kernel can stream them as float32 and still compute exactly what numpy does;
+        # w_max is float32-exact too, and rounding is monotone, so nothing rounds past ±w_max
+        w_max = float(np.float32(w_max_of(w, profile.weight_clip_std)))
         q = np.clip(w, -w_max, w_max) if profile.weight_clip_std > 0 else w.copy()
         q = quantize_weights(q, w_max, int(profile.weight_bits))
-        if profile.prog_noise_frac > 0:
-            q = q + profile.prog_noise_frac * w_max * rng.standard_normal(q.shape)
-        programmed.append(q * drift)
+        if profile.prog_noise_frac > 0:  # a device cannot be programmed past g_max
+            q = np.clip(q + profile.prog_noise_frac * w_max * rng.standard_normal(q.shape), -w_max, w_max)
+        programmed.append((q * drift).astype(np.float32).astype(np.float64))
         w_maxes.append(w_max)
     return programmed, np.array(w_maxes)
 
