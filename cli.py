@@ -112,13 +112,16 @@ def main() -> None:
               help="Train in situ on this circuit profile (preset or TOML): the crossbars learn in place.")
 @click.option("--hidden-lr-mult", type=float, default=100.0, show_default=True,
               help="With --on: extra SGD-rate factor of the input and hidden crossbars.")
+@click.option("--circuit-h", type=float, default=None,
+              help="With --on: dt/τ of the circuit's relaxation (default: the profile's; 0.03 keeps deep "
+                   "in-situ training stable).")
 def train(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, activity_lr, param_lr,
           batch_size, seed, test_every, device, dtype, n_train, n_test, out_dir, resume, quiet, on_profile,
-          hidden_lr_mult) -> None:
+          hidden_lr_mult, circuit_h) -> None:
     """Train a μPC / SP / backprop network (in software, or in situ with --on) and print its accuracy."""
     if on_profile is not None:
         _train_insitu(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, param_lr, batch_size,
-                      seed, test_every, n_train, n_test, out_dir, resume, quiet, on_profile, hidden_lr_mult)
+                      seed, test_every, n_train, n_test, out_dir, resume, quiet, on_profile, hidden_lr_mult, circuit_h)
         return
     from models.training import TrainConfig
     from models.training import train as run_training
@@ -141,7 +144,7 @@ def train(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, ac
 
 
 def _train_insitu(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, param_lr, batch_size, seed,
-                  test_every, n_train, n_test, out_dir, resume, quiet, on_profile, hidden_lr_mult) -> None:
+                  test_every, n_train, n_test, out_dir, resume, quiet, on_profile, hidden_lr_mult, circuit_h) -> None:
     from simulators.insitu import InsituConfig, train_insitu
 
     if model == "bp":
@@ -150,7 +153,7 @@ def _train_insitu(model, dataset, depth, width, act, no_skip, iters, epochs, n_s
         profile=on_profile, dataset=dataset, depth=depth, width=width, act=act, skip=not no_skip,
         param="sp" if model == "sp" else "mupc", iters=iters, epochs=epochs,
         n_steps=20 if n_steps is None else n_steps, param_lr=0.03 if param_lr is None else param_lr,
-        hidden_lr_mult=hidden_lr_mult, batch_size=batch_size, seed=seed, test_every=test_every,
+        hidden_lr_mult=hidden_lr_mult, h=circuit_h, batch_size=batch_size, seed=seed, test_every=test_every,
         n_train=n_train, n_test=n_test,
     )
     r = train_insitu(config, out_dir=out_dir, resume=resume, show_progress=not quiet)

@@ -2,7 +2,7 @@
 
 Per batch: every sample's circuit runs a forward phase (sample-and-hold, ff_h = 1, H + 1 steps)
 and ``n_steps`` of PC dynamics with the output clamped to its one-hot target (dt/τ from the
-profile unless ``tau_s`` is given); then each crossbar applies ΔW_ℓ = η_ℓ (a_ℓ/B) Σ_b ε_ℓ φ(z_{ℓ−1})ᵀ
+the profile, or ``h``); then each crossbar applies ΔW_ℓ = η_ℓ (a_ℓ/B) Σ_b ε_ℓ φ(z_{ℓ−1})ᵀ
 with the pulsed-update device model of :mod:`simulators.pulsed` — plain SGD, since Adam's state
 has no place on a crossbar. The per-layer rates follow μP: η_ℓ = lr / a_ℓ² (so each layer's
 function changes at the SGD rate lr), with the input and hidden layers multiplied by
@@ -47,7 +47,11 @@ class InsituConfig:
         dataset, depth, width, act, skip, param: the network (param ``mupc`` or ``sp``).
         iters / epochs: weight updates, or passes over the data (both None → one epoch).
         n_steps: PC-dynamics steps per batch after the forward phase.
-        tau_s: integrator time constant (default: the profile's); dt/τ is the per-sample step.
+        h: dt/τ of the clamped relaxation (τ = dt/h); None keeps the profile's. Training grows the
+            weights and λ_max of the activity Hessian with them (~30 measured on trained nets): at the
+            presets' 0.1, device-only in-situ MNIST training collapsed to chance mid-epoch, at 0.03 it
+            stayed stable (see the closing note of the non-idealities issue).
+        tau_s: integrator time constant; overrides ``h`` when given.
         param_lr: SGD rate lr in μP units (η_ℓ = lr / a_ℓ²).
         hidden_lr_mult: extra factor on η_ℓ of the input and hidden crossbars.
         w_max_scale: each crossbar's conductance range is this many times its largest initial
@@ -65,6 +69,7 @@ class InsituConfig:
     iters: int | None = None
     epochs: float | None = None
     n_steps: int = 20
+    h: float | None = None
     tau_s: float | None = None
     param_lr: float = 0.03
     hidden_lr_mult: float = 100.0
@@ -80,6 +85,8 @@ class InsituConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise SimulationError(f"{name}={value!r} is invalid: must be an integer >= {minimum}")
+        if self.h is not None and not (isinstance(self.h, (int, float)) and math.isfinite(self.h) and self.h > 0):
+            raise SimulationError(f"h={self.h!r} is invalid: must be a finite number > 0")
         for name in ("param_lr", "hidden_lr_mult", "w_max_scale"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -167,7 +174,10 @@ def train_insitu(config: InsituConfig, *, data: Dataset | None = None, out_dir: 
     if per_epoch == 0:
         raise SimulationError(f"batch_size={batch} is larger than the {len(data.x_train)} training samples")
     total = config.iters if config.iters is not None else max(1, round((config.epochs or 1.0) * per_epoch))
-    tau_s = profile.tau_s if config.tau_s is None else config.tau_s
+    if config.tau_s is not None:
+        tau_s = config.tau_s
+    else:
+        tau_s = profile.tau_s if config.h is None else profile.dt_s / config.h
     a = spec.scalings()
     lrs = [config.param_lr / a[l] ** 2 * (config.hidden_lr_mult if l < spec.depth - 1 else 1.0)
            for l in range(spec.depth)]

@@ -108,3 +108,13 @@ def test_insitu_resume_is_exact_and_keeps_the_ledger(tmp_path, data):
     assert [r["iteration"] for r in rows] == list(range(1, 13)) and rows[-1]["energy_j"] > rows[4]["energy_j"]
     spec, weights, config, meta = load_insitu(tmp_path / "run")
     assert meta["iteration"] == 12 and config.iters == 12
+
+
+def test_circuit_step_option(data):
+    from simulators import SimulationError
+
+    with pytest.raises(SimulationError, match="h=0"):
+        InsituConfig(profile="ideal", h=0)
+    a = train_insitu(InsituConfig(profile="ideal", dataset="synthetic", depth=3, width=16, iters=3, h=0.05), data=data)
+    b = train_insitu(InsituConfig(profile="ideal", dataset="synthetic", depth=3, width=16, iters=3, h=0.2), data=data)
+    assert not all(np.array_equal(x, y) for x, y in zip(a.weights, b.weights))  # the step changes the relaxation
