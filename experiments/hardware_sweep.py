@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .table import number, param
+
 NAME = "hardware-sweep"
 TITLE = "Hardware sweep: how circuit parameters move accuracy and energy"
 SWEEPABLE = ("read_noise_frac", "out_noise_frac", "adc_bits", "dac_bits", "weight_bits", "h", "n_steps",
@@ -87,8 +89,7 @@ def _swept(table: list[dict]) -> list[str]:
 
 
 def _value(r: dict, name: str) -> float:
-    v = r.get(f"p_{name}", r.get(name))
-    return float("nan") if v in (None, "", "None") else float(v)
+    return number(param(r, name))
 
 
 def plot(table: list[dict], outdir: Path) -> list[Path]:

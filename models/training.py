@@ -9,14 +9,22 @@ the MSE loss (1/2B) Σ‖y − f(x)‖² of the same network (same forward map a
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from pchw.data import Dataset, batch_indices, batches_per_epoch, load_dataset
-from pchw.runlog import HISTORY_COLUMNS, DivergenceError, History, RunDir, TrainingLoop, atomic_save
+from pchw.runlog import (
+    HISTORY_COLUMNS,
+    DivergenceError,
+    History,
+    RunDir,
+    TrainingLoop,
+    atomic_save,
+    config_from_dict,
+)
 from pchw.spec import Activation, NetworkSpec, Parameterisation
 
 from .gpu_energy import open_meter
@@ -134,7 +142,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+        return config_from_dict(cls, d)
 
 
 @dataclass

@@ -78,6 +78,13 @@ def write_json(path: str | os.PathLike, obj: object) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def config_from_dict(cls, d: dict):
+    """Rebuild a frozen config dataclass from its saved dict, ignoring keys it no longer has."""
+    from dataclasses import fields
+
+    return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+
 def read_json(path: str | os.PathLike) -> dict:
     with open(path, encoding="utf-8") as f:
         return json.load(f)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,15 @@ from pchw.data import Dataset, batch_indices, batches_per_epoch, load_dataset
 from pchw.events import EventCounts, price
 from pchw.oracle import feedforward, phi
 from pchw.profiles import HardwareProfile, load_profile
-from pchw.runlog import HISTORY_COLUMNS, DivergenceError, History, RunDir, TrainingLoop, atomic_save
+from pchw.runlog import (
+    HISTORY_COLUMNS,
+    DivergenceError,
+    History,
+    RunDir,
+    TrainingLoop,
+    atomic_save,
+    config_from_dict,
+)
 from pchw.spec import NetworkSpec, init_weights
 
 from .devices import program_weights
@@ -103,7 +111,7 @@ class InsituConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> InsituConfig:
-        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+        return config_from_dict(cls, d)
 
 
 @dataclass
