@@ -115,13 +115,24 @@ def main() -> None:
 @click.option("--circuit-h", type=float, default=None,
               help="With --on: dt/τ of the circuit's relaxation (default: the profile's; 0.03 keeps deep "
                    "in-situ training stable).")
+@click.option("--update-window", type=int, default=0, show_default=True,
+              help="With --on: average the errors and activations of the update over the last this many of "
+                   "the --n-steps (lifts the learning signal out of per-step MVM noise; 0 = final values).")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
+              help="With --on: the SGD rate over the run (cosine decays it to 0).")
+@click.option("--zero-shift", is_flag=True,
+              help="With --on: read each weight against a reference at its device's symmetry point.")
 def train(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, activity_lr, param_lr,
           batch_size, seed, test_every, device, dtype, n_train, n_test, out_dir, resume, quiet, on_profile,
-          hidden_lr_mult, circuit_h) -> None:
+          hidden_lr_mult, circuit_h, update_window, zero_shift, lr_schedule) -> None:
     """Train a μPC / SP / backprop network (in software, or in situ with --on) and print its accuracy."""
+    if on_profile is None and (update_window or zero_shift or circuit_h is not None or lr_schedule != "constant"):
+        raise click.UsageError("--update-window, --zero-shift, --lr-schedule and --circuit-h train in situ: "
+                               "give --on PROFILE")
     if on_profile is not None:
         _train_insitu(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, param_lr, batch_size,
-                      seed, test_every, n_train, n_test, out_dir, resume, quiet, on_profile, hidden_lr_mult, circuit_h)
+                      seed, test_every, n_train, n_test, out_dir, resume, quiet, on_profile, hidden_lr_mult, circuit_h,
+                      update_window, zero_shift, lr_schedule)
         return
     from models.training import TrainConfig
     from models.training import train as run_training
@@ -144,7 +155,8 @@ def train(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, ac
 
 
 def _train_insitu(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, param_lr, batch_size, seed,
-                  test_every, n_train, n_test, out_dir, resume, quiet, on_profile, hidden_lr_mult, circuit_h) -> None:
+                  test_every, n_train, n_test, out_dir, resume, quiet, on_profile, hidden_lr_mult, circuit_h,
+                  update_window, zero_shift, lr_schedule) -> None:
     from simulators.insitu import InsituConfig, train_insitu
 
     if model == "bp":
@@ -153,7 +165,9 @@ def _train_insitu(model, dataset, depth, width, act, no_skip, iters, epochs, n_s
         profile=on_profile, dataset=dataset, depth=depth, width=width, act=act, skip=not no_skip,
         param="sp" if model == "sp" else "mupc", iters=iters, epochs=epochs,
         n_steps=20 if n_steps is None else n_steps, param_lr=0.03 if param_lr is None else param_lr,
-        hidden_lr_mult=hidden_lr_mult, h=circuit_h, batch_size=batch_size, seed=seed, test_every=test_every,
+        hidden_lr_mult=hidden_lr_mult, h=circuit_h, update_window=update_window, zero_shift=zero_shift,
+        lr_schedule=lr_schedule,
+        batch_size=batch_size, seed=seed, test_every=test_every,
         n_train=n_train, n_test=n_test,
     )
     r = train_insitu(config, out_dir=out_dir, resume=resume, show_progress=not quiet)

@@ -27,6 +27,7 @@ EXPERIMENTS: dict[str, str] = {
     "theory": "experiments.theory_checks",
     "depth-scaling": "experiments.depth_scaling",
     "lr-transfer": "experiments.lr_transfer",
+    "insitu-ablation": "experiments.insitu_ablation",
 }
 
 MODULE_PREFIX = "module:"

@@ -17,6 +17,8 @@ Per sample, by substrate:
 - neuromorphic (rate-coded messages): c_1 synaptic events once, 2(c_h + c_L) per step, one update
   per neuron per step.
 In every substrate the neurons draw static power for n_steps·dt_s seconds.
+An update window of W steps adds one accumulator per error neuron and per hidden activation
+(H·N + d_y + H·N), each updated (and drawing static power) on each of the W steps.
 
 An optional forward phase of ``ff_steps`` steps runs before, with the feedback paths off: each
 of its steps has only the forward half of the above (c_h + c_L cell reads, DAC of H·N inputs, ADC
@@ -32,9 +34,11 @@ from .spec import NetworkSpec
 
 
 def circuit_inference_counts(spec: NetworkSpec, profile: HardwareProfile, *, n_steps: int, dt_s: float,
-                             n_samples: int, clamp_output: bool, ff_steps: int = 0) -> EventCounts:
+                             n_samples: int, clamp_output: bool, ff_steps: int = 0,
+                             window_steps: int = 0) -> EventCounts:
     """Events of ``n_samples`` inference runs of ``ff_steps`` forward-phase steps then ``n_steps``
-    steps of PC dynamics each."""
+    steps of PC dynamics each; the last ``window_steps`` of them also accumulate every error neuron
+    and every hidden activation for the update (one more neuron update each per step)."""
     if profile.substrate is Substrate.DIGITAL:
         raise ValueError(f"profile {profile.name} is digital: use pchw.digital for its counts")
     d, n, h, dy = spec.input_dim, spec.width, spec.n_hidden, spec.output_dim
@@ -48,21 +52,22 @@ def circuit_inference_counts(spec: NetworkSpec, profile: HardwareProfile, *, n_s
     fwd_dac, fwd_adc = h * n, (h - 1) * n + dy  # inputs φ(z_1..z_H); outputs μ_2..μ_L
     fb_dac, fb_adc = (h - 1) * n + dy, h * n  # inputs ε_2..ε_L; outputs Wᵀε onto z_1..z_H
     sub = profile.substrate
-    per_sample: dict = {"circuit_seconds": neurons * steps * dt_s}
+    accumulators = error_neurons + h * n
+    per_sample: dict = {"circuit_seconds": (neurons * steps + accumulators * window_steps) * dt_s}
     if sub is Substrate.ANALOG_CLOCKED:
         per_sample["cell_reads"] = c_in + ff_steps * c_rest + n_steps * 2 * c_rest
         dac = dac_in + steps * fwd_dac + n_steps * fb_dac
         adc = n + steps * fwd_adc + n_steps * fb_adc + adc_out
         per_sample["dac_conversions"] = {profile.dac_bits: dac}
         per_sample["adc_conversions"] = {profile.adc_bits: adc}
-        per_sample["neuron_updates"] = steps * neurons
+        per_sample["neuron_updates"] = steps * neurons + window_steps * accumulators
     elif sub is Substrate.ANALOG_CONTINUOUS:
         per_sample["cell_seconds"] = (c_in * steps + c_rest * (ff_steps + 2 * n_steps)) * dt_s
         per_sample["dac_conversions"] = {profile.dac_bits: dac_in}
         per_sample["adc_conversions"] = {profile.adc_bits: adc_out}
     else:  # neuromorphic, rate-coded
         per_sample["synaptic_events"] = c_in + ff_steps * c_rest + n_steps * 2 * c_rest
-        per_sample["neuron_updates"] = steps * neurons
+        per_sample["neuron_updates"] = steps * neurons + window_steps * accumulators
     return EventCounts(**per_sample).scaled(n_samples)
 
 

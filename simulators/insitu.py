@@ -2,16 +2,29 @@
 
 Per batch: every sample's circuit runs a forward phase (sample-and-hold, ff_h = 1, H + 1 steps)
 and ``n_steps`` of PC dynamics with the output clamped to its one-hot target (dt/τ from the
-the profile, or ``h``); then each crossbar applies ΔW_ℓ = η_ℓ (a_ℓ/B) Σ_b ε_ℓ φ(z_{ℓ−1})ᵀ
+profile, or ``h``); then each crossbar applies ΔW_ℓ = η_ℓ (a_ℓ/B) Σ_b ε_ℓ φ(z_{ℓ−1})ᵀ
 with the pulsed-update device model of :mod:`simulators.pulsed` — plain SGD, since Adam's state
 has no place on a crossbar. The per-layer rates follow μP: η_ℓ = lr / a_ℓ² (so each layer's
 function changes at the SGD rate lr), with the input and hidden layers multiplied by
-``hidden_lr_mult`` because the short relaxation leaves their errors smaller than the output's.
+``hidden_lr_mult`` because the relaxation leaves their errors smaller than the output's, and
+``lr_schedule`` scaling all of them over the run.
+
+ε and φ(z) are the error neurons and activations at the end, or their means over the last
+``update_window`` steps: μPC's hidden errors are far smaller than the per-step MVM noise of an
+analog crossbar (measured: 4e-4…4e-3 RMS after 20 steps against 1e-2…7e-2 of noise), so a
+snapshot update is noise; averaging W independent reads divides the noise by √W.
+
+``zero_shift`` reads every weight against a reference conductance at its device's symmetry point
+(the zero-shifting technique of Kim et al., arXiv:1907.10228, 2019): soft-bounded asymmetric
+devices drift under random ± pulses to the point where up and down steps are equal,
+w* = (a/2)·w_max for the model of :mod:`simulators.pulsed`; with the reference there, that drift
+pulls weights to 0 instead of adding the same offset to every weight. The reference array doubles
+the cell reads of every MVM.
 
 It shares the run folder, history, checkpoint, resume, Ctrl-C and progress machinery with the
 software loop through :mod:`pchw.runlog`, adds the energy ledger of the whole run (every
 simulated inference and every write pulse, priced by the profile) as ``energy_j`` in the
-history, and checkpoints the device weights as ``checkpoint.npz``.
+history, and checkpoints the device states and references as ``checkpoint.npz``.
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +54,21 @@ from pchw.spec import NetworkSpec, init_weights
 
 from .devices import program_weights
 from .pulsed import device_gains, pulsed_update
-from .simulate import SimulationError, simulate
+from .simulate import SimulationError, _enum, simulate
 
 CHECKPOINT = "checkpoint.npz"
+
+
+class LrSchedule(StrEnum):
+    CONSTANT = "constant"
+    COSINE = "cosine"  # η(t) = η · ½(1 + cos(π t/T)) over the T updates of the run
+
+
+def lr_factor(schedule: str, iteration: int, total: int) -> float:
+    """The rate multiplier of update ``iteration`` (0-based) of ``total`` under ``schedule``."""
+    if LrSchedule(schedule) is LrSchedule.COSINE:
+        return 0.5 * (1.0 + math.cos(math.pi * iteration / total))
+    return 1.0
 INSITU_COLUMNS = HISTORY_COLUMNS + ("energy_j",)
 
 
@@ -55,6 +81,9 @@ class InsituConfig:
         dataset, depth, width, act, skip, param: the network (param ``mupc`` or ``sp``).
         iters / epochs: weight updates, or passes over the data (both None → one epoch).
         n_steps: PC-dynamics steps per batch after the forward phase.
+        update_window: the last this many of the ``n_steps`` are averaged into the update's errors
+            and activations (0: the final values).
+        zero_shift: weights are read against a reference at each device's symmetry point.
         h: dt/τ of the clamped relaxation (τ = dt/h); None keeps the profile's. Training grows the
             weights and λ_max of the activity Hessian with them (~30 measured on trained nets): at the
             presets' 0.1, device-only in-situ MNIST training collapsed to chance mid-epoch, at 0.03 it
@@ -62,6 +91,8 @@ class InsituConfig:
         tau_s: integrator time constant; overrides ``h`` when given.
         param_lr: SGD rate lr in μP units (η_ℓ = lr / a_ℓ²).
         hidden_lr_mult: extra factor on η_ℓ of the input and hidden crossbars.
+        lr_schedule: ``constant`` or ``cosine`` (decays to 0 over the run: the stochastic updates'
+            noise floor falls with the rate).
         w_max_scale: each crossbar's conductance range is this many times its largest initial
             |w| (design choice: room for the weights to grow).
         batch_size, seed, test_every, n_train, n_test: as in software training.
@@ -77,10 +108,13 @@ class InsituConfig:
     iters: int | None = None
     epochs: float | None = None
     n_steps: int = 20
+    update_window: int = 0
+    zero_shift: bool = False
     h: float | None = None
     tau_s: float | None = None
     param_lr: float = 0.03
     hidden_lr_mult: float = 100.0
+    lr_schedule: str = "constant"
     w_max_scale: float = 2.0
     batch_size: int = 64
     seed: int = 0
@@ -89,10 +123,16 @@ class InsituConfig:
     n_test: int | None = None
 
     def __post_init__(self) -> None:
-        for name, minimum in (("depth", 2), ("width", 1), ("batch_size", 1), ("test_every", 1), ("n_steps", 0)):
+        for name, minimum in (("depth", 2), ("width", 1), ("batch_size", 1), ("test_every", 1), ("n_steps", 0),
+                              ("update_window", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise SimulationError(f"{name}={value!r} is invalid: must be an integer >= {minimum}")
+        _enum(LrSchedule, self.lr_schedule, "lr_schedule")
+        if self.update_window > self.n_steps:
+            raise SimulationError(f"update_window={self.update_window} is invalid: must be <= n_steps ({self.n_steps})")
+        if not isinstance(self.zero_shift, bool):
+            raise SimulationError(f"zero_shift={self.zero_shift!r} is invalid: must be true or false")
         if self.h is not None and not (isinstance(self.h, (int, float)) and math.isfinite(self.h) and self.h > 0):
             raise SimulationError(f"h={self.h!r} is invalid: must be a finite number > 0")
         for name in ("param_lr", "hidden_lr_mult", "w_max_scale"):
@@ -116,12 +156,15 @@ class InsituConfig:
 
 @dataclass
 class InsituResult:
-    """What :func:`train_insitu` returns (weights are the device states, float64)."""
+    """What :func:`train_insitu` returns: the weights the network computes with (device states minus
+    the reference conductances, float64), the device states and the per-crossbar references."""
 
     config: InsituConfig
     spec: NetworkSpec
     weights: list[np.ndarray]
     w_max: np.ndarray
+    device_states: list[np.ndarray]
+    reference: np.ndarray
     history: History
     test_acc: float
     iterations: int
@@ -133,14 +176,15 @@ class InsituResult:
     out_dir: Path | None
 
 
-def _save(path: Path, weights, w_max, iteration: int, wall_s: float, counts: EventCounts, config, spec) -> None:
-    arrays = {f"w{i}": w for i, w in enumerate(weights)}
+def _save(path: Path, states, reference, w_max, iteration: int, wall_s: float, counts: EventCounts, config,
+          spec) -> None:
+    arrays = {f"g{i}": g for i, g in enumerate(states)}
     meta = json.dumps({"iteration": iteration, "wall_s": wall_s, "counts": counts.to_dict(),
-                       "config": config.to_dict(), "spec": spec.to_dict(), "format": "pchw-insitu-checkpoint-1"})
+                       "config": config.to_dict(), "spec": spec.to_dict(), "format": "pchw-insitu-checkpoint-2"})
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
-            np.savez(f, w_max=w_max, meta=np.array(meta), **arrays)
+            np.savez(f, w_max=w_max, reference=reference, meta=np.array(meta), **arrays)
 
     atomic_save(path, write)
 
@@ -153,22 +197,30 @@ def _counts_from_dict(d: dict) -> EventCounts:
 
 
 def load_insitu(run_dir: str | Path) -> tuple[NetworkSpec, list[np.ndarray], InsituConfig, dict]:
-    """(spec, device weights, config, meta) of an in-situ run folder."""
+    """(spec, weights, config, meta) of an in-situ run folder: the weights the network computes with
+    (device states minus references); meta adds ``device_states``, ``reference`` and ``w_max``."""
     path = Path(run_dir) / CHECKPOINT
     if not path.exists():
         raise SimulationError(f"no in-situ checkpoint at {path}")
     with np.load(path, allow_pickle=False) as f:
         meta = json.loads(str(f["meta"]))
+        if meta.get("format") != "pchw-insitu-checkpoint-2":
+            raise SimulationError(f"{path} has format {meta.get('format')!r}; this version reads "
+                                  "pchw-insitu-checkpoint-2 (rerun the training)")
         spec = NetworkSpec.from_dict(meta["spec"])
-        weights = [f[f"w{i}"] for i in range(spec.depth)]
+        meta["device_states"] = [f[f"g{i}"] for i in range(spec.depth)]
+        meta["reference"] = f["reference"]
         meta["w_max"] = f["w_max"]
+    weights = [g - r for g, r in zip(meta["device_states"], meta["reference"])]
     return spec, weights, InsituConfig.from_dict(meta["config"]), meta
 
 
 def train_insitu(config: InsituConfig, *, data: Dataset | None = None, out_dir: str | Path | None = None,
-                 resume: bool = False, show_progress: bool = False) -> InsituResult:
-    """Train on the circuit of ``config.profile``; see the module docstring."""
-    profile: HardwareProfile = load_profile(config.profile)
+                 resume: bool = False, show_progress: bool = False,
+                 profile: HardwareProfile | None = None) -> InsituResult:
+    """Train on the circuit of ``config.profile`` (or of ``profile``, a variant built in code, whose
+    values the run folder records); see the module docstring."""
+    profile = load_profile(config.profile) if profile is None else profile
     if not profile.is_circuit:
         raise SimulationError(f"--on {profile.name} is digital; in-situ training needs a circuit profile")
     if resume and out_dir is None:
@@ -197,8 +249,12 @@ def train_insitu(config: InsituConfig, *, data: Dataset | None = None, out_dir: 
     w_max = np.array([config.w_max_scale * float(np.max(np.abs(w))) for w in initial])
     programmed, _ = program_weights(initial, profile.replace(weight_bits=0, weight_clip_std=0.0, deploy_time_s=0.0),
                                     seed=config.seed)
-    weights = [np.clip(w, -m, m) for w, m in zip(programmed, w_max)]
-    gammas = [device_gains(w.shape, profile.d2d_frac, seed=config.seed, layer=l) for l, w in enumerate(weights)]
+    # the symmetry point of a soft-bounded device, (a/2)·w_max; hard-bounded devices have none
+    shift = 0.5 * profile.up_down_asym if config.zero_shift and profile.soft_bounds else 0.0
+    reference = shift * w_max
+    states = [np.clip(w + r, -m, m) for w, r, m in zip(programmed, reference, w_max)]
+    full_scale = w_max + np.abs(reference)  # the differential read spans the state range minus the reference
+    gammas = [device_gains(w.shape, profile.d2d_frac, seed=config.seed, layer=l) for l, w in enumerate(states)]
 
     history = History(columns=INSITU_COLUMNS)
     counts = EventCounts()
@@ -208,22 +264,25 @@ def train_insitu(config: InsituConfig, *, data: Dataset | None = None, out_dir: 
         run.start(config.to_dict() | {"profile_values": profile.values()}, resume=resume,
                   may_change=("iters", "epochs", "test_every"))
         if resume:
-            _, weights, _, meta = load_insitu(run.path)
-            weights = [np.array(w) for w in weights]
+            _, _, _, meta = load_insitu(run.path)
+            states = [np.array(g) for g in meta["device_states"]]
             start, wall_before = int(meta["iteration"]), float(meta["wall_s"])
             counts = _counts_from_dict(meta["counts"])
             history = run.read_history(INSITU_COLUMNS)
             history.truncate(start)
 
+    def effective() -> list[np.ndarray]:
+        return [g - r for g, r in zip(states, reference)]
+
     def accuracy() -> float:
-        out = feedforward(spec, weights, x_test)[1]
+        out = feedforward(spec, effective(), x_test)[1]
         return float(np.mean(np.argmax(out, axis=1) == data.y_test))
 
     def evaluate() -> dict:
         return {"test_acc": accuracy(), "energy_j": price(counts, profile).total_j}
 
     def save(iteration: int, wall_s: float) -> None:
-        _save(run.checkpoint_path, weights, w_max, iteration, wall_s, counts, config, spec)
+        _save(run.checkpoint_path, states, reference, w_max, iteration, wall_s, counts, config, spec)
 
     cells = sum(o * i for o, i in spec.weight_shapes())
     drives = batch * sum(o + i for o, i in spec.weight_shapes())  # row and column drives of one batch
@@ -239,29 +298,36 @@ def train_insitu(config: InsituConfig, *, data: Dataset | None = None, out_dir: 
             x = data.x_train[idx].astype(np.float64)
             y = y_train[idx]
             sample0 = (it * batch) % ((1 << 18) - batch)  # noise counters hold 18 bits of sample index
+            weights = effective()
             r = simulate(spec, weights, x, y, profile=profile, init="zero", ff_steps=spec.n_hidden + 1,
                          ff_h=1.0, n_steps=config.n_steps, tau_s=tau_s, seed=config.seed,
-                         sample_offset=sample0, w_max=w_max)
+                         sample_offset=sample0, w_max=full_scale, update_window=config.update_window)
             free_energy = float(np.mean(r.free_energy))
             loss = 0.5 * float(np.sum((y - feedforward(spec, weights, x)[1]) ** 2)) / batch
             if not (math.isfinite(free_energy) and math.isfinite(loss)):
                 raise DivergenceError(it + 1, "the free energy", loop.checkpoint_at)
-            eps = r.errors  # the error neurons' own values: converter errors cancel against the states
-            pre = [x] + [phi(spec.act, r.z[l]) for l in range(spec.n_hidden)]
+            if config.update_window:
+                eps, pre = r.mean_errors, [x] + r.mean_activations
+            else:  # the error neurons' own values: converter errors cancel against the states
+                eps, pre = r.errors, [x] + [phi(spec.act, r.z[l]) for l in range(spec.n_hidden)]
             pulses = 0
+            rate = lr_factor(config.lr_schedule, it, total)
             for l in range(spec.depth):
                 base = ((it * spec.depth + l) << 30) % (1 << 62)
-                pulses += pulsed_update(weights[l], np.ascontiguousarray(eps[l]), np.ascontiguousarray(pre[l]),
-                                        lrs[l] * a[l] / batch, w_max[l], int(profile.pulse_bl), profile.dw_min_frac,
-                                        profile.up_down_asym, profile.c2c_frac, bool(profile.soft_bounds),
-                                        gammas[l], config.seed, base)
+                pulses += pulsed_update(states[l], np.ascontiguousarray(eps[l]), np.ascontiguousarray(pre[l]),
+                                        rate * lrs[l] * a[l] / batch, w_max[l], int(profile.pulse_bl),
+                                        profile.dw_min_frac, profile.up_down_asym, profile.c2c_frac,
+                                        bool(profile.soft_bounds), gammas[l], config.seed, base)
             update = EventCounts(write_pulses=float(pulses if profile.dw_min_frac > 0 else batch * cells),
                                  dac_conversions={profile.dac_bits: float(drives)})
+            if shift:  # every MVM also reads the reference array
+                update = update + EventCounts(cell_reads=r.counts.cell_reads, cell_seconds=r.counts.cell_seconds)
             counts = counts + r.counts + update
             loop.end_iteration(it + 1, {"train_loss": loss, "free_energy": free_energy}, evaluate)
     report = price(counts, profile)
     acc = history.last("test_acc")
-    return InsituResult(config=config, spec=spec, weights=weights, w_max=w_max, history=history,
+    return InsituResult(config=config, spec=spec, weights=effective(), w_max=w_max, device_states=states,
+                        reference=reference, history=history,
                         test_acc=float(acc if acc is not None else accuracy()), iterations=total, wall_s=loop.wall(),
                         counts=counts, energy_j=report.total_j, energy_components_j=dict(report.components_j),
                         write_pulses=counts.write_pulses, out_dir=Path(out_dir) if out_dir is not None else None)

@@ -186,11 +186,13 @@ def _grad_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_
 @nb.njit(cache=True)
 def integrate_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out, feedback,
                       mu1, y, z, zout, h, n_steps, method, energy_trace, state_trace,
-                      nz, seed, step_offset, w_max, gains, samples):
+                      nz, seed, step_offset, w_max, gains, samples, window_from, eps_sum, eps_out_sum, phz_sum):
     """Integrate ``n_steps`` steps in place on (z, zout).
 
     energy_trace: (n_steps + 1, B) or (0, B) to skip recording; state_trace likewise
-    (n_steps + 1, H, B, N) or (0, ...).
+    (n_steps + 1, H, B, N) or (0, ...). From step ``window_from`` on, every step adds the errors
+    and activations it evaluates (at the step's start) to eps_sum (H, B, N), eps_out_sum (B, d_y)
+    and phz_sum (H, B, N): the update window's accumulators (pass window_from ≥ n_steps for none).
     """
     record_e = energy_trace.shape[0] > 0
     record_s = state_trace.shape[0] > 0
@@ -219,6 +221,12 @@ def integrate_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, f
         _grad_batched(w_hid, w_hid_t, w_out, w_out_t, a_hid, a_out, act, skip, free_out, feedback,
                       mu1, y, z, zout, g, gout, eps, phz, pred, pred_out, eps_out, fb, energies,
                       noisy, nz, seed, ev, w_max, gains, samples, pn, pn_o, scale)
+        if k >= window_from:
+            for idx in np.ndindex(z.shape):
+                eps_sum[idx] += eps[idx]
+                phz_sum[idx] += phz[idx]
+            for idx in np.ndindex(zout.shape):
+                eps_out_sum[idx] += eps_out[idx]
         if record_e:
             energy_trace[k] = energies
         if record_s:

@@ -101,11 +101,13 @@ def _after_update(cw: CircuitWeights, z, noise: StepNoise | None, step: int, sam
 def integrate(cw: CircuitWeights, x, y, z, zout, *, h: float, n_steps: int, method: str,
               free_output: bool, feedback: bool = True, record_energy: bool = False,
               record_states: bool = False, noise: StepNoise | None = None, step_offset: int = 0,
-              samples=None, mu_first=None):
+              samples=None, mu_first=None, window_from: int | None = None, window_sums=None):
     """Integrate ``n_steps`` fixed steps from (z, zout); returns (z, zout, energy trace, states).
 
     ``energy trace`` is (n_steps + 1, B): F_b before each step and at the end (or None);
-    ``states`` is (n_steps + 1, H, B, N) (or None).
+    ``states`` is (n_steps + 1, H, B, N) (or None). With ``window_from``, every step from that one
+    on adds the errors ε_ℓ and activations g·φ(z_ℓ) it evaluates (at the step's start) to
+    ``window_sums`` = (ε sums (H, B, N), ε_L sums (B, d_y), activation sums (H, B, N)), in place.
     """
     if samples is None:
         samples = np.arange(x.shape[0])
@@ -118,7 +120,11 @@ def integrate(cw: CircuitWeights, x, y, z, zout, *, h: float, n_steps: int, meth
         step = step_offset + k
         heun = method != "euler"
         ev = 2 * step if heun else step  # Heun evaluates the gradient twice per step
-        g, g_out, e, _, _ = gradient(cw, mu_first, y, z, zout, free_output, feedback, noise, ev, samples)
+        g, g_out, e, eps, eps_out = gradient(cw, mu_first, y, z, zout, free_output, feedback, noise, ev, samples)
+        if window_from is not None and k >= window_from:
+            window_sums[0][...] += eps
+            window_sums[1][...] += eps_out
+            window_sums[2][...] += cw.gains[:, None, :] * phi(cw.spec.act, z)
         if energies is not None:
             energies[k] = e
         if states is not None:

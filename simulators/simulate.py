@@ -77,6 +77,9 @@ class SimResult:
         free_energy: final per-sample energies F_b (B,); their mean is the batch-mean F.
         errors: ε_1..ε_L at the end, (B, n_ℓ) each, as the error neurons hold them — with the
             circuit's own converter and noise errors — the learning signals of in-place updates.
+        mean_errors: ε_1..ε_L averaged over the update window (``update_window`` > 0), else None.
+        mean_activations: the activations φ(z_1..z_H) (with the activation circuits' gains)
+            averaged over the update window, (B, N) each, else None.
         free_energy_trace: (n_steps + 1, B) when recorded, else None.
         activity_trace: (n_steps + 1, H, B, N) when recorded, else None.
         counts: events of the whole run (all samples).
@@ -99,6 +102,8 @@ class SimResult:
     circuit_time_s: float
     compile_s: float
     run_s: float
+    mean_errors: list[np.ndarray] | None = None
+    mean_activations: list[np.ndarray] | None = None
     meta: dict = field(default_factory=dict)
 
     @property
@@ -158,6 +163,7 @@ def simulate(
     w_max: np.ndarray | None = None,
     spiking=None,
     record: tuple[str, ...] = (),
+    update_window: int = 0,
 ) -> SimResult:
     """Integrate the PC circuit of ``spec`` with ``weights`` on ``profile`` for a batch x (B, D).
 
@@ -190,6 +196,11 @@ def simulate(
             errors of the ``n_steps`` PC phase travel as rate-coded spikes; its events (spikes
             delivered through synapses, neuron updates) replace the rate model's counts.
         record: any of ``free_energy`` (per-step F_b) and ``activities`` (per-step z).
+        update_window: average the error neurons ε_ℓ and the activations φ(z_ℓ) over the last
+            ``update_window`` steps of the PC phase (0 ≤ W ≤ n_steps) into ``SimResult.mean_errors``
+            and ``mean_activations``: a per-neuron accumulator, as an in-situ learning circuit uses to
+            lift its learning signal out of the per-step MVM noise (independent draws average as
+            1/√W). The accumulators are counted as neuron updates. numba and numpy backends.
     """
     if isinstance(profile, str):
         profile = load_profile(profile)
@@ -207,6 +218,11 @@ def simulate(
     x = np.ascontiguousarray(x, dtype=np.float64)
     y_arr = None if y is None else np.ascontiguousarray(y, dtype=np.float64)
     _check_inputs(spec, weights, x, y_arr, n_steps, ff_steps, dt_s, tau_s)
+    if isinstance(update_window, bool) or not isinstance(update_window, (int, np.integer)) \
+            or not 0 <= update_window <= n_steps:
+        raise SimulationError(f"update_window={update_window!r} must be an integer in 0..n_steps ({n_steps})")
+    if update_window and backend_e is Backend.BRIAN2:
+        raise SimulationError("update_window needs backend numba or numpy")
     h = dt_s / tau_s
 
     batch, n, hidden = x.shape[0], spec.width, spec.n_hidden
@@ -249,6 +265,8 @@ def simulate(
     if spiking is not None and (backend_e is not Backend.BRIAN2 or method_e is not Method.EULER):
         raise SimulationError("spiking mode needs backend=brian2 and method=euler")
     spike_counts = None
+    window = int(update_window)
+    sums = (np.zeros((hidden, batch, n)), np.zeros((batch, spec.output_dim)), np.zeros((hidden, batch, n)))
     ff_h = h if ff_h is None else ff_h
     if not (math.isfinite(ff_h) and ff_h > 0):
         raise SimulationError(f"ff_h={ff_h!r} must be a finite number > 0")
@@ -273,10 +291,12 @@ def simulate(
             z, zout, e_trace, s_trace = reference.integrate(
                 cw, x, y_in, z, zout, h=step_h, n_steps=steps, method=method_e.value, free_output=free_output,
                 feedback=feedback, record_energy=record_e, record_states=record_s, noise=noise,
-                step_offset=offset, samples=samples, mu_first=mu_first)
+                step_offset=offset, samples=samples, mu_first=mu_first,
+                window_from=steps - window if feedback and window else None, window_sums=sums)
         else:
             c_s, e_trace, s_trace = _run_numba(cw, mu_first, y_in, z, zout, step_h, steps, method_e, free_output,
-                                               feedback, record_e, record_s, noise, offset, samples)
+                                               feedback, record_e, record_s, noise, offset, samples,
+                                               steps - window if feedback else steps, sums)
             compile_s += c_s
         offset += steps
         traces.append((e_trace, s_trace))
@@ -292,7 +312,8 @@ def simulate(
     output = zout if free_output else cw.a_out * phi(spec.act, z[-1]) @ cw.w_out.T
     if spike_counts is None:
         counts = circuit_inference_counts(spec, profile, n_steps=int(n_steps), dt_s=dt_s, n_samples=batch,
-                                          clamp_output=not free_output, ff_steps=int(ff_steps))
+                                          clamp_output=not free_output, ff_steps=int(ff_steps),
+                                          window_steps=window)
     else:  # the PC phase's events come from Brian2's own spike and synapse counters
         from .brian2_backend import spiking_event_counts
 
@@ -302,6 +323,8 @@ def simulate(
     return SimResult(
         z=z, output=output, free_energy=energies, free_energy_trace=e_trace, activity_trace=s_trace,
         errors=[*eps, eps_out],
+        mean_errors=[*(sums[0] / window), sums[1] / window] if window else None,
+        mean_activations=list(sums[2] / window) if window else None,
         counts=counts, energy=price(counts, profile), max_grad=float(np.abs(g).max()) if g.size else 0.0,
         circuit_time_s=(ff_steps + n_steps) * dt_s, compile_s=compile_s, run_s=run_s,
         meta={"profile": profile.name, "method": method_e.value, "backend": backend_e.value,
@@ -315,16 +338,17 @@ _NO_NOISE = StepNoise(seed=0, levels_in=0.0, levels_out=0.0, out_bound=0.0, read
 
 
 def _run_numba(cw, mu_first, y, z, zout, h, n_steps, method, free_output, feedback, record_e, record_s,
-               noise, step_offset, samples):
-    """Run the numba kernel in place on (z, zout); returns (compile_s, energy trace, state trace)."""
+               noise, step_offset, samples, window_from, sums):
+    """Run the numba kernel in place on (z, zout); returns (compile_s, energy trace, state trace).
+    Steps from ``window_from`` on add into the update-window accumulators ``sums`` (batched kernel)."""
     spec = cw.spec
     batch = z.shape[1]
     act = kernels.ACT_CODES[spec.act.value]
     meth = kernels.METHOD_CODES[method.value]
-    single = batch == 1
+    single = batch == 1 and window_from >= n_steps
     ideal = noise is None and not np.any(cw.gains != 1.0)
     noise = _NO_NOISE if noise is None else noise
-    extra = (noise, step_offset, samples, ideal)
+    extra = (noise, step_offset, samples, ideal, window_from, sums)
     key = ("single" if single else "batched", ideal, z.dtype.str)
     compile_s = 0.0
     if key not in _COMPILED:  # time the first call's compilation (or cache load) on a 0-step run
@@ -337,7 +361,7 @@ def _run_numba(cw, mu_first, y, z, zout, h, n_steps, method, free_output, feedba
 
 
 def _dispatch(cw, mu_first, y, z, zout, h, n_steps, meth, act, free_output, feedback, single, record_e,
-              record_s, noise, step_offset, samples, ideal):
+              record_s, noise, step_offset, samples, ideal, window_from, sums):
     batch = z.shape[1]
     if single:
         zs, zo = np.ascontiguousarray(z[:, 0, :]), np.ascontiguousarray(zout[0])
@@ -363,5 +387,5 @@ def _dispatch(cw, mu_first, y, z, zout, h, n_steps, meth, act, free_output, feed
     kernels.integrate_batched(cw.w_hid, w_hid_t, cw.w_out, w_out_t, cw.a_hid, cw.a_out, act, cw.spec.skip,
                               free_output, feedback, mu_first, y, z, zout, h, n_steps, meth, e_trace, s_trace,
                               noise.as_array(), noise.seed, step_offset, cw.w_max, cw.gains,
-                              np.ascontiguousarray(samples, dtype=np.int64))
+                              np.ascontiguousarray(samples, dtype=np.int64), window_from, *sums)
     return (e_trace if record_e else None, s_trace if record_s else None)

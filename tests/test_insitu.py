@@ -118,3 +118,65 @@ def test_circuit_step_option(data):
     a = train_insitu(InsituConfig(profile="ideal", dataset="synthetic", depth=3, width=16, iters=3, h=0.05), data=data)
     b = train_insitu(InsituConfig(profile="ideal", dataset="synthetic", depth=3, width=16, iters=3, h=0.2), data=data)
     assert not all(np.array_equal(x, y) for x, y in zip(a.weights, b.weights))  # the step changes the relaxation
+
+
+def test_random_pulses_drive_soft_bounded_devices_to_their_symmetry_point():
+    """Up (1 + a/2)(1 − w/w_max) equals down (1 − a/2)(1 + w/w_max) at w* = (a/2)·w_max."""
+    rng = np.random.default_rng(3)
+    w = np.zeros((8, 8))
+    gamma = np.ones_like(w)
+    for k in range(3000):  # zero-mean random updates: only the device's asymmetry decides the drift
+        pulsed_update(w, rng.standard_normal((1, 8)), rng.standard_normal((1, 8)), 0.02, 1.0, 31, 0.01, 0.26, 0.0,
+                      True, gamma, 5, k << 12)
+    assert np.mean(w) == pytest.approx(0.13, abs=0.01)
+
+
+def test_window_and_zero_shift_options(tmp_path, data):
+    from simulators import SimulationError
+
+    with pytest.raises(SimulationError, match="update_window=30 is invalid: must be <= n_steps"):
+        InsituConfig(n_steps=20, update_window=30)
+    with pytest.raises(SimulationError, match="zero_shift=1 is invalid"):
+        InsituConfig(zero_shift=1)
+    name = _device_only(tmp_path)
+    cfg = dict(profile=name, dataset="synthetic", depth=3, width=16, iters=4, n_steps=12)
+    plain = train_insitu(InsituConfig(**cfg), data=data)
+    shifted = train_insitu(InsituConfig(zero_shift=True, **cfg), data=data)
+    w_max, asym = shifted.w_max, load_profile(name).up_down_asym
+    np.testing.assert_allclose(shifted.reference, 0.5 * asym * w_max, rtol=1e-15)
+    for w, g, r in zip(shifted.weights, shifted.device_states, shifted.reference, strict=True):
+        np.testing.assert_array_equal(w, g - r)
+    assert np.all(plain.reference == 0)
+    # the reference array is read with every MVM: twice the cell reads, the rest of the ledger alike
+    assert shifted.counts.cell_reads == 2 * plain.counts.cell_reads
+    assert shifted.counts.neuron_updates == plain.counts.neuron_updates
+    windowed = train_insitu(InsituConfig(update_window=6, **cfg), data=data)
+    accumulators = 2 * 2 * 16 + data.n_classes  # 2 hidden layers of 16, and the output errors
+    assert windowed.counts.neuron_updates - plain.counts.neuron_updates == 4 * 64 * 6 * accumulators
+    assert not all(np.array_equal(a, b) for a, b in zip(plain.weights, windowed.weights))
+
+
+def test_resume_is_exact_with_window_and_zero_shift(tmp_path, data):
+    name = _device_only(tmp_path)
+    cfg = dict(profile=name, dataset="synthetic", depth=3, width=16, test_every=4, n_steps=10, update_window=5,
+               zero_shift=True)
+    straight = train_insitu(InsituConfig(iters=8, **cfg), data=data)
+    train_insitu(InsituConfig(iters=4, **cfg), data=data, out_dir=tmp_path / "run")
+    resumed = train_insitu(InsituConfig(iters=8, **cfg), data=data, out_dir=tmp_path / "run", resume=True)
+    for a, b in zip(straight.device_states, resumed.device_states, strict=True):
+        assert np.array_equal(a, b)
+    _, weights, _, meta = load_insitu(tmp_path / "run")
+    for a, b in zip(straight.weights, weights, strict=True):
+        assert np.array_equal(a, b)
+    np.testing.assert_array_equal(meta["reference"], straight.reference)
+
+
+def test_cosine_schedule():
+    from simulators import SimulationError
+    from simulators.insitu import lr_factor
+
+    assert [lr_factor("cosine", t, 4) for t in range(4)] == pytest.approx([1.0, (1 + 2**-0.5) / 2, 0.5,
+                                                                           (1 - 2**-0.5) / 2])
+    assert lr_factor("constant", 3, 4) == 1.0
+    with pytest.raises(SimulationError, match="lr_schedule='step' is not one of: constant, cosine"):
+        InsituConfig(lr_schedule="step")
