@@ -39,7 +39,7 @@ import numpy as np
 
 from pchw.data import Dataset, batch_indices, batches_per_epoch, load_dataset
 from pchw.events import EventCounts, price
-from pchw.oracle import feedforward, phi
+from pchw.oracle import feedforward
 from pchw.profiles import HardwareProfile, load_profile
 from pchw.runlog import (
     HISTORY_COLUMNS,
@@ -53,7 +53,6 @@ from pchw.runlog import (
 from pchw.spec import NetworkSpec, init_weights
 
 from .devices import program_weights
-from .pulsed import device_gains, pulsed_update
 from .simulate import SimulationError, _enum, simulate
 
 CHECKPOINT = "checkpoint.npz"
@@ -253,8 +252,6 @@ def train_insitu(config: InsituConfig, *, data: Dataset | None = None, out_dir: 
     shift = 0.5 * profile.up_down_asym if config.zero_shift and profile.soft_bounds else 0.0
     reference = shift * w_max
     states = [np.clip(w + r, -m, m) for w, r, m in zip(programmed, reference, w_max)]
-    full_scale = w_max + np.abs(reference)  # the differential read spans the state range minus the reference
-    gammas = [device_gains(w.shape, profile.d2d_frac, seed=config.seed, layer=l) for l, w in enumerate(states)]
 
     history = History(columns=INSITU_COLUMNS)
     counts = EventCounts()
@@ -284,8 +281,6 @@ def train_insitu(config: InsituConfig, *, data: Dataset | None = None, out_dir: 
     def save(iteration: int, wall_s: float) -> None:
         _save(run.checkpoint_path, states, reference, w_max, iteration, wall_s, counts, config, spec)
 
-    cells = sum(o * i for o, i in spec.weight_shapes())
-    drives = batch * sum(o + i for o, i in spec.weight_shapes())  # row and column drives of one batch
     order, order_epoch = None, -1
     with TrainingLoop(history=history, run=run, total=total, start=start, wall_before=wall_before,
                       test_every=config.test_every, save=save, desc=f"in-situ {profile.name}",
@@ -298,31 +293,18 @@ def train_insitu(config: InsituConfig, *, data: Dataset | None = None, out_dir: 
             x = data.x_train[idx].astype(np.float64)
             y = y_train[idx]
             sample0 = (it * batch) % ((1 << 18) - batch)  # noise counters hold 18 bits of sample index
-            weights = effective()
-            r = simulate(spec, weights, x, y, profile=profile, init="zero", ff_steps=spec.n_hidden + 1,
+            rate = lr_factor(config.lr_schedule, it, total)
+            r = simulate(spec, states, x, y, profile=profile, init="zero", ff_steps=spec.n_hidden + 1,
                          ff_h=1.0, n_steps=config.n_steps, tau_s=tau_s, seed=config.seed,
-                         sample_offset=sample0, w_max=full_scale, update_window=config.update_window)
+                         sample_offset=sample0, w_max=w_max, reference=reference,
+                         update_window=config.update_window, learn=True, lr=[rate * v for v in lrs],
+                         update_index=it)
             free_energy = float(np.mean(r.free_energy))
-            loss = 0.5 * float(np.sum((y - feedforward(spec, weights, x)[1]) ** 2)) / batch
+            loss = 0.5 * float(np.sum((y - feedforward(spec, effective(), x)[1]) ** 2)) / batch
             if not (math.isfinite(free_energy) and math.isfinite(loss)):
                 raise DivergenceError(it + 1, "the free energy", loop.checkpoint_at)
-            if config.update_window:
-                eps, pre = r.mean_errors, [x] + r.mean_activations
-            else:  # the error neurons' own values: converter errors cancel against the states
-                eps, pre = r.errors, [x] + [phi(spec.act, r.z[l]) for l in range(spec.n_hidden)]
-            pulses = 0
-            rate = lr_factor(config.lr_schedule, it, total)
-            for l in range(spec.depth):
-                base = ((it * spec.depth + l) << 30) % (1 << 62)
-                pulses += pulsed_update(states[l], np.ascontiguousarray(eps[l]), np.ascontiguousarray(pre[l]),
-                                        rate * lrs[l] * a[l] / batch, w_max[l], int(profile.pulse_bl),
-                                        profile.dw_min_frac, profile.up_down_asym, profile.c2c_frac,
-                                        bool(profile.soft_bounds), gammas[l], config.seed, base)
-            update = EventCounts(write_pulses=float(pulses if profile.dw_min_frac > 0 else batch * cells),
-                                 dac_conversions={profile.dac_bits: float(drives)})
-            if shift:  # every MVM also reads the reference array
-                update = update + EventCounts(cell_reads=r.counts.cell_reads, cell_seconds=r.counts.cell_seconds)
-            counts = counts + r.counts + update
+            states = r.weights
+            counts = counts + r.counts
             loop.end_iteration(it + 1, {"train_loss": loss, "free_energy": free_energy}, evaluate)
     report = price(counts, profile)
     acc = history.last("test_acc")

@@ -153,3 +153,29 @@ def device_gains(shape, d2d: float, *, seed: int, layer: int) -> np.ndarray:
         return np.ones(shape)
     rng = np.random.default_rng([seed, 0x6A, layer])
     return np.maximum(0.0, 1.0 + d2d * rng.standard_normal(shape))
+
+
+def update_crossbars(spec, states: list[np.ndarray], errors: list[np.ndarray], pre: list[np.ndarray],
+                     lr, w_max: np.ndarray, profile, *, seed: int, update_index: int) -> tuple[list[np.ndarray], int]:
+    """One in-place learning step of every crossbar: ΔW_ℓ = −η_ℓ ∂F̄/∂W_ℓ = η_ℓ (a_ℓ/B) Σ_b ε_ℓ,b p_ℓ,bᵀ,
+    F̄ the batch-mean free energy, applied by :func:`pulsed_update` with the device model of ``profile``.
+
+    states: device states W_ℓ (n_out, n_in) (copied, not modified); errors ε_1..ε_L (B, n_ℓ);
+    pre: presynaptic signals p_ℓ = x, φ(z_1), …, φ(z_H) (B, n_in); lr: η_ℓ, one number or L.
+    Device gains γ are fixed per (seed, layer); pulse draws are counted from ``update_index`` so
+    successive updates draw independently. Returns (new states, write pulses fired).
+    """
+    a = spec.scalings()
+    rates = np.broadcast_to(np.asarray(lr, dtype=np.float64), (spec.depth,))
+    batch = errors[0].shape[0]
+    out, pulses = [], 0
+    for l in range(spec.depth):
+        w = np.array(states[l], dtype=np.float64)
+        gamma = device_gains(w.shape, profile.d2d_frac, seed=seed, layer=l)
+        base = ((update_index * spec.depth + l) << 30) % (1 << 62)
+        pulses += pulsed_update(w, np.ascontiguousarray(errors[l], dtype=np.float64),
+                                np.ascontiguousarray(pre[l], dtype=np.float64), float(rates[l]) * a[l] / batch,
+                                float(w_max[l]), int(profile.pulse_bl), profile.dw_min_frac, profile.up_down_asym,
+                                profile.c2c_frac, bool(profile.soft_bounds), gamma, seed, base)
+        out.append(w)
+    return out, pulses

@@ -20,8 +20,10 @@ from pchw.oracle import feedforward, phi
 from pchw.profiles import HardwareProfile, load_profile
 from pchw.spec import NetworkSpec, SpecError, check_weights
 
-from . import kernels, reference
+from . import kernels
+from . import reference as stepper  # the numpy reference stepper
 from .devices import StepNoise, activation_gains, program_weights, step_noise
+from .pulsed import update_crossbars
 from .reference import CircuitWeights
 
 
@@ -80,6 +82,8 @@ class SimResult:
         mean_errors: ε_1..ε_L averaged over the update window (``update_window`` > 0), else None.
         mean_activations: the activations φ(z_1..z_H) (with the activation circuits' gains)
             averaged over the update window, (B, N) each, else None.
+        weights: with ``learn``, the device states after the update; else None.
+        write_pulses: with ``learn``, the coincident programming pulses the update fired.
         free_energy_trace: (n_steps + 1, B) when recorded, else None.
         activity_trace: (n_steps + 1, H, B, N) when recorded, else None.
         counts: events of the whole run (all samples).
@@ -104,6 +108,8 @@ class SimResult:
     run_s: float
     mean_errors: list[np.ndarray] | None = None
     mean_activations: list[np.ndarray] | None = None
+    weights: list[np.ndarray] | None = None
+    write_pulses: float = 0.0
     meta: dict = field(default_factory=dict)
 
     @property
@@ -164,6 +170,10 @@ def simulate(
     spiking=None,
     record: tuple[str, ...] = (),
     update_window: int = 0,
+    learn: bool = False,
+    lr=None,
+    update_index: int = 0,
+    reference: np.ndarray | None = None,
 ) -> SimResult:
     """Integrate the PC circuit of ``spec`` with ``weights`` on ``profile`` for a batch x (B, D).
 
@@ -201,6 +211,17 @@ def simulate(
             and ``mean_activations``: a per-neuron accumulator, as an in-situ learning circuit uses to
             lift its learning signal out of the per-step MVM noise (independent draws average as
             1/√W). The accumulators are counted as neuron updates. numba and numpy backends.
+        learn: after the inference, learn in place (needs ``y``, ``w_max`` and ``lr``): every crossbar
+            takes ΔW_ℓ = η_ℓ (a_ℓ/B) Σ_b ε_ℓ,b p_ℓ,bᵀ (gradient descent on the batch-mean free energy;
+            p = x, φ(z_1), …, with the errors and activations of the update window when it is on) by
+            the pulsed-update device model of the profile (:mod:`simulators.pulsed`); the new device
+            states come back as ``SimResult.weights`` (the inputs are not modified), the write pulses
+            and the row/column drives of the update are counted.
+        lr: η_ℓ of ``learn``, one number or one per crossbar.
+        update_index: which update this is (its pulses draw from counters of it).
+        reference: per-crossbar reference conductances (L,) with ``w_max``: the crossbars are read
+            differentially, so the circuit computes with ``weights − reference`` (zero-shifting), the
+            MVM full scale is w_max + |reference| and every MVM also reads the reference array.
     """
     if isinstance(profile, str):
         profile = load_profile(profile)
@@ -218,6 +239,24 @@ def simulate(
     x = np.ascontiguousarray(x, dtype=np.float64)
     y_arr = None if y is None else np.ascontiguousarray(y, dtype=np.float64)
     _check_inputs(spec, weights, x, y_arr, n_steps, ff_steps, dt_s, tau_s)
+    if learn:
+        if y_arr is None:
+            raise SimulationError("learn=True needs targets y: the update uses the errors of the clamped circuit")
+        if w_max is None:
+            raise SimulationError("learn=True updates device states: give w_max, their conductance ranges")
+        if lr is None or not np.all(np.isfinite(np.asarray(lr, dtype=float))) or np.any(np.asarray(lr) < 0) \
+                or np.size(lr) not in (1, spec.depth):
+            raise SimulationError(f"lr={lr!r} must be one finite rate >= 0 or {spec.depth} of them")
+    ref = np.zeros(spec.depth)
+    if reference is not None:
+        if w_max is None:
+            raise SimulationError("reference needs w_max: it offsets device states")
+        ref = np.asarray(reference, dtype=np.float64)
+        if ref.shape != (spec.depth,) or not np.all(np.isfinite(ref)):
+            raise SimulationError(f"reference must hold {spec.depth} finite conductances, got shape {ref.shape}")
+    states = weights
+    if np.any(ref != 0):  # the circuit computes with the differential read
+        weights = [g - r for g, r in zip(states, ref)]
     if isinstance(update_window, bool) or not isinstance(update_window, (int, np.integer)) \
             or not 0 <= update_window <= n_steps:
         raise SimulationError(f"update_window={update_window!r} must be an integer in 0..n_steps ({n_steps})")
@@ -236,7 +275,7 @@ def simulate(
         else:
             programmed, w_max = weights, np.asarray(w_max, dtype=np.float64)
         cw = CircuitWeights(spec, programmed)
-        cw.w_max = w_max
+        cw.w_max = w_max + np.abs(ref)
         cw.gains = activation_gains(spec, profile, seed=seed)
     else:
         cw = CircuitWeights(spec, weights)
@@ -252,7 +291,7 @@ def simulate(
     else:
         z, zout = np.zeros((hidden, batch, n)), np.zeros((batch, spec.output_dim))
     y_in = y_arr if y_arr is not None else np.zeros((batch, spec.output_dim))
-    mu_first = reference.first_prediction(cw, x, noise, samples)
+    mu_first = stepper.first_prediction(cw, x, noise, samples)
 
     record_e, record_s = "free_energy" in record, "activities" in record
     compile_s = 0.0
@@ -288,7 +327,7 @@ def simulate(
                     cw, x, y_in, z, zout, h=step_h, n_steps=steps, method=method_e.value, free_output=free_output,
                     feedback=feedback, record_energy=record_e, record_states=record_s)
         elif backend_e is Backend.NUMPY:
-            z, zout, e_trace, s_trace = reference.integrate(
+            z, zout, e_trace, s_trace = stepper.integrate(
                 cw, x, y_in, z, zout, h=step_h, n_steps=steps, method=method_e.value, free_output=free_output,
                 feedback=feedback, record_energy=record_e, record_states=record_s, noise=noise,
                 step_offset=offset, samples=samples, mu_first=mu_first,
@@ -305,26 +344,39 @@ def simulate(
     e_trace = np.concatenate([t[0][:-1] for t in traces[:-1]] + [traces[-1][0]]) if record_e else None
     s_trace = np.concatenate([t[1][:-1] for t in traces[:-1]] + [traces[-1][1]]) if record_s else None
 
-    g, _, energies, eps, eps_out = reference.gradient(cw, mu_first, y_in, z, zout, free_output)
+    g, _, energies, eps, eps_out = stepper.gradient(cw, mu_first, y_in, z, zout, free_output)
     if noise is not None:  # the error neurons' own values, with the noise of one more evaluation
         end = offset if method_e is Method.EULER else 2 * offset
-        eps, eps_out = reference.gradient(cw, mu_first, y_in, z, zout, free_output, True, noise, end, samples)[3:]
+        eps, eps_out = stepper.gradient(cw, mu_first, y_in, z, zout, free_output, True, noise, end, samples)[3:]
     output = zout if free_output else cw.a_out * phi(spec.act, z[-1]) @ cw.w_out.T
     if spike_counts is None:
         counts = circuit_inference_counts(spec, profile, n_steps=int(n_steps), dt_s=dt_s, n_samples=batch,
                                           clamp_output=not free_output, ff_steps=int(ff_steps),
                                           window_steps=window)
+        if np.any(ref != 0):  # every MVM also reads the reference array
+            counts = counts + EventCounts(cell_reads=counts.cell_reads, cell_seconds=counts.cell_seconds)
     else:  # the PC phase's events come from Brian2's own spike and synapse counters
         from .brian2_backend import spiking_event_counts
 
         counts = circuit_inference_counts(spec, profile, n_steps=0, dt_s=dt_s, n_samples=batch,
                                           clamp_output=not free_output, ff_steps=int(ff_steps))
         counts = counts + spiking_event_counts(spike_counts)
+    new_states, pulses = None, 0
+    if learn:
+        errors = [*(sums[0] / window), sums[1] / window] if window else [*eps, eps_out]
+        acts = list(sums[2] / window) if window else list(cw.gains[:, None, :] * phi(spec.act, z))
+        new_states, pulses = update_crossbars(spec, states, errors, [x] + acts, lr, w_max, profile, seed=seed,
+                                              update_index=update_index)
+        cells = sum(o * i for o, i in spec.weight_shapes())
+        drives = batch * sum(o + i for o, i in spec.weight_shapes())  # row and column drives, per sample
+        counts = counts + EventCounts(write_pulses=float(pulses if profile.dw_min_frac > 0 else batch * cells),
+                                      dac_conversions={profile.dac_bits: float(drives)})
     return SimResult(
         z=z, output=output, free_energy=energies, free_energy_trace=e_trace, activity_trace=s_trace,
         errors=[*eps, eps_out],
         mean_errors=[*(sums[0] / window), sums[1] / window] if window else None,
         mean_activations=list(sums[2] / window) if window else None,
+        weights=new_states, write_pulses=float(pulses),
         counts=counts, energy=price(counts, profile), max_grad=float(np.abs(g).max()) if g.size else 0.0,
         circuit_time_s=(ff_steps + n_steps) * dt_s, compile_s=compile_s, run_s=run_s,
         meta={"profile": profile.name, "method": method_e.value, "backend": backend_e.value,

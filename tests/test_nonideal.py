@@ -248,3 +248,77 @@ def test_bad_update_windows_are_refused(kwargs, match):
     spec, weights, x, y = _net()
     with pytest.raises(SimulationError, match=match):
         simulate(spec, weights, x, y, n_steps=10, **kwargs)
+
+
+# ------------------------------------------------------------------ learning in place
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_exact_device_learning_is_gradient_descent_on_the_free_energy(backend):
+    """With dw_min = 0 the update is ΔW_ℓ = −η_ℓ ∇_{W_ℓ} F̄ at the final state (the oracle's gradient)."""
+    spec, weights, x, y = _net(batch=5)
+    w_max = np.full(spec.depth, 50.0)  # far from the bounds
+    lr = [0.1, 0.2, 0.3, 0.4, 0.5]
+    r = simulate(spec, weights, x, y, profile="ideal", n_steps=12, w_max=w_max, learn=True, lr=lr, backend=backend)
+    grads = oracle.weight_grad(spec, weights, x, y, list(r.z))
+    for w, new, g, eta in zip(weights, r.weights, grads, lr, strict=True):
+        np.testing.assert_allclose(new - w, -eta * g, rtol=1e-9, atol=1e-15)
+    cells = sum(o * i for o, i in spec.weight_shapes())
+    assert r.counts.write_pulses == 5 * cells and r.write_pulses == 0  # one programming event per cell
+    inference = simulate(spec, weights, x, y, profile="ideal", n_steps=12, backend=backend).counts
+    drives = r.counts.dac_conversions[IDEAL.dac_bits] - inference.dac_conversions.get(IDEAL.dac_bits, 0.0)
+    assert drives == 5 * sum(o + i for o, i in spec.weight_shapes())  # every row and column, every sample
+    assert all(w0 is not w1 for w0, w1 in zip(weights, r.weights))  # the inputs are left alone
+
+
+def test_learning_with_an_update_window_uses_the_window_means():
+    spec, weights, x, y = _net(batch=3)
+    kw = dict(profile=NOISY.replace(prog_noise_frac=0.0, weight_bits=0), n_steps=16, update_window=6, seed=2,
+              w_max=np.full(spec.depth, 40.0))
+    r = simulate(spec, weights, x, y, learn=True, lr=0.05, **kw)
+    a = spec.scalings()
+    pre = [x] + r.mean_activations
+    for l, (w, new) in enumerate(zip(weights, r.weights, strict=True)):
+        np.testing.assert_allclose(new - w, 0.05 * a[l] / 3 * r.mean_errors[l].T @ pre[l], rtol=1e-9, atol=1e-15)
+
+
+def test_pulsed_learning_counts_its_pulses():
+    spec, weights, x, y = _net(batch=4)
+    device = IDEAL.replace(dw_min_frac=0.01, up_down_asym=0.2, soft_bounds=1, c2c_frac=0.3, d2d_frac=0.2)
+    w_max = np.array([2 * np.abs(w).max() for w in weights])
+    r = simulate(spec, weights, x, y, profile=device, n_steps=10, w_max=w_max, learn=True, lr=0.5, seed=1)
+    again = simulate(spec, weights, x, y, profile=device, n_steps=10, w_max=w_max, learn=True, lr=0.5, seed=1)
+    other = simulate(spec, weights, x, y, profile=device, n_steps=10, w_max=w_max, learn=True, lr=0.5, seed=1,
+                     update_index=1)
+    assert r.write_pulses > 0 and r.counts.write_pulses == r.write_pulses
+    assert all(np.array_equal(p, q) for p, q in zip(r.weights, again.weights))
+    assert not all(np.array_equal(p, q) for p, q in zip(r.weights, other.weights))  # fresh pulse draws
+    for new, m in zip(r.weights, w_max, strict=True):
+        assert np.abs(new).max() <= m
+
+
+def test_reference_conductances_offset_the_read():
+    spec, weights, x, y = _net(batch=3)
+    ref = np.linspace(0.01, 0.05, spec.depth)
+    states = [w + r for w, r in zip(weights, ref)]
+    w_max = np.full(spec.depth, 10.0)
+    shifted = simulate(spec, states, x, y, profile="analog-rram-clocked", n_steps=8, w_max=w_max, reference=ref)
+    plain = simulate(spec, [g - r for g, r in zip(states, ref)], x, y, profile="analog-rram-clocked", n_steps=8,
+                     w_max=w_max + ref)
+    np.testing.assert_array_equal(shifted.z, plain.z)
+    assert shifted.counts.cell_reads == 2 * plain.counts.cell_reads  # the reference array is read too
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(learn=True, lr=0.1), "learn=True updates device states: give w_max"),
+    (dict(learn=True, w_max=np.ones(5)), "lr=None must be one finite rate"),
+    (dict(learn=True, w_max=np.ones(5), lr=[0.1, 0.2]), "must be one finite rate >= 0 or 5 of them"),
+    (dict(learn=True, w_max=np.ones(5), lr=-1.0), "lr=-1.0"),
+    (dict(reference=np.zeros(5)), "reference needs w_max"),
+    (dict(reference=np.zeros(3), w_max=np.ones(5)), "reference must hold 5 finite conductances"),
+])
+def test_bad_learning_requests_are_refused(kwargs, match):
+    spec, weights, x, y = _net()
+    with pytest.raises(SimulationError, match=match):
+        simulate(spec, weights, x, y, n_steps=4, **kwargs)
+    if kwargs.get("learn"):
+        with pytest.raises(SimulationError, match="learn=True needs targets y"):
+            simulate(spec, weights, x, None, n_steps=4, **kwargs)
