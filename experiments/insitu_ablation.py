@@ -138,7 +138,7 @@ def limiting(table: list[dict]) -> str | None:
 
 
 def plot(table: list[dict], outdir: Path) -> list[Path]:
-    """Bars of test accuracy per switched-off group, the full preset and 90 % marked."""
+    """Bars of the accuracy change per switched-off group against the full preset, 90 % marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -149,28 +149,34 @@ def plot(table: list[dict], outdir: Path) -> list[Path]:
     rows = summary(table)
     if not rows:
         return []
-    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(rows) + 1.4))
     names = [r["disable"] for r in rows]
     accs = [100 * r["test_acc"] for r in rows]
+    full = next((a for n, a in zip(names, accs) if n == "none"), None)
+    base = full if full is not None else 0.0
+    gains = [a - base for a in accs]
+    # a change in points against the full preset; a collapse is drawn clipped, its accuracy printed
+    top = max(max(gains), 90 - base, 0.0) + 1.5
+    floor = -max(5.0, 0.5 * top)
+    shown = [max(g, floor) for g in gains]
     colors = ["tab:grey" if n == "none" else "tab:green" if n in ("mvm", "pulse_update", "all") else "tab:blue"
               for n in names]
-    ax.barh(range(len(rows)), accs, color=colors)
-    for i, a in enumerate(accs):
-        ax.text(a + 0.3, i, f"{a:.1f}", va="center", fontsize=8)
+    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(rows) + 1.6))
+    ax.barh(range(len(rows)), shown, color=colors, hatch=["//" if g < floor else "" for g in gains])
+    for i, (a, g, v) in enumerate(zip(accs, gains, shown)):
+        label = f"{a:.1f} %" + (f" ({g:+.1f}, clipped)" if g < floor else "")
+        ax.text(max(v, 0.0) + 0.1, i, label, va="center", fontsize=8)
     ax.set_yticks(range(len(rows)), [f"{n} off" if n != "none" else "full preset" for n in names])
     ax.invert_yaxis()
-    ax.axvline(90, color="red", ls="--", lw=1, label="90 %")
-    full = next((a for n, a in zip(names, accs) if n == "none"), None)
+    ax.axvline(0, color="tab:grey", lw=1)
     if full is not None:
-        ax.axvline(full, color="tab:grey", ls=":", lw=1, label="full preset")
-    lo = max(0.0, min(accs) - 10)
-    ax.set_xlim(lo, 100)
-    ax.set_xlabel("test accuracy after in-situ training (%)")
+        ax.axvline(90 - base, color="red", ls="--", lw=1, label="90 % accuracy")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
+    ax.set_xlim(floor, top + 1.5)
+    ax.set_xlabel(f"test accuracy change against the full preset ({base:.1f} %), points")
     worst = limiting(table)
     gain = next((r["gain"] for r in rows if r["disable"] == worst), float("nan"))
     ax.set_title("In-situ training with each non-ideality switched off"
                  + (f"\nlimiting: {worst} ({100 * gain:+.1f} points when off)" if worst else ""), fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     path = outdir / "insitu_ablation.png"
     fig.savefig(path, dpi=120)
