@@ -27,7 +27,7 @@ def test_train_writes_the_run_folder_and_prints_accuracy(tmp_path):
                          "--out", str(out))
     assert code == 0, text
     assert "test accuracy" in text and "after 40 iterations" in text
-    config = json.loads((out / "config.json").read_text())
+    config = json.loads((out / "config.json").read_text())["config"]
     assert config["config"]["depth"] == 4 and config["config"]["model"] == "mupc"
     assert "torch" in config["versions"]
     rows = History.read(out / "history.csv").rows
@@ -167,6 +167,21 @@ def test_train_on_a_circuit_profile_and_deploy_the_result(tmp_path):
     assert code == 2 and "backprop has no local circuit" in text
     code, text = run_cli("train", "--on", "gpu-fp32", "--dataset", "synthetic", "--iters", "2", "--quiet")
     assert code == 2 and "digital" in text
+
+
+def test_noisy_device_options_of_in_situ_training(tmp_path):
+    out = tmp_path / "windowed"
+    code, text = run_cli("train", "--on", "analog-rram-clocked", "--dataset", "synthetic", "--depth", "3", "--width",
+                         "16", "--iters", "6", "--n-steps", "24", "--update-window", "16", "--zero-shift",
+                         "--lr-schedule", "cosine", "--hidden-lr-mult", "30", "--quiet", "--out", str(out))
+    assert code == 0, text
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert config["update_window"] == 16 and config["zero_shift"] is True and config["lr_schedule"] == "cosine"
+    code, text = run_cli("train", "--dataset", "synthetic", "--update-window", "5")
+    assert code == 2 and "give --on PROFILE" in text
+    code, text = run_cli("train", "--on", "ideal", "--dataset", "synthetic", "--n-steps", "10", "--update-window",
+                         "20", "--iters", "1")
+    assert code == 2 and "update_window=20 is invalid: must be <= n_steps (10)" in text
 
 
 def test_simulate_with_brian2_rate_and_spiking(trained_run):
