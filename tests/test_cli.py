@@ -27,7 +27,7 @@ def test_train_writes_the_run_folder_and_prints_accuracy(tmp_path):
                          "--out", str(out))
     assert code == 0, text
     assert "test accuracy" in text and "after 40 iterations" in text
-    config = json.loads((out / "config.json").read_text())["config"]
+    config = json.loads((out / "config.json").read_text())
     assert config["config"]["depth"] == 4 and config["config"]["model"] == "mupc"
     assert "torch" in config["versions"]
     rows = History.read(out / "history.csv").rows
