@@ -13,7 +13,8 @@ Groups (the profile fields they zero):
     programming_noise prog_noise_frac
     mvm               all four above (the MVMs become exact)
     asymmetry         up_down_asym
-    soft_bounds       soft_bounds (hard ±w_max bounds instead)
+    soft_bounds       soft_bounds (hard ±w_max bounds instead; an asymmetric hard-bounded device has no
+                      symmetry point, so this point also runs without zero shift)
     cycle_to_cycle    c2c_frac
     device_to_device  d2d_frac
     pulse_update      dw_min_frac (the update becomes the exact outer product, which also removes
@@ -106,9 +107,10 @@ def run(config: Config) -> dict:
     from simulators.insitu import InsituConfig, train_insitu
 
     profile = ablated_profile(load_profile(config.profile), config.disable)
+    zero_shift = config.zero_shift and bool(profile.soft_bounds or profile.up_down_asym == 0)
     ic = InsituConfig(profile=config.profile, dataset=config.dataset, depth=config.depth, width=config.width,
                       iters=config.iters, n_steps=config.n_steps, update_window=config.update_window,
-                      zero_shift=config.zero_shift, h=config.h, param_lr=config.param_lr,
+                      zero_shift=zero_shift, h=config.h, param_lr=config.param_lr,
                       hidden_lr_mult=config.hidden_lr_mult, lr_schedule=config.lr_schedule,
                       batch_size=config.batch_size, seed=config.seed, test_every=config.test_every,
                       n_test=config.n_test)
@@ -118,6 +120,7 @@ def run(config: Config) -> dict:
     return {"test_acc": result.test_acc, "best_test_acc": max(accs) if accs else result.test_acc,
             "energy_j": result.energy_j, "j_per_example": result.energy_j / examples,
             "write_pulses": result.write_pulses, "iterations": result.iterations, "train_wall_s": result.wall_s,
+            "zero_shift_used": zero_shift,
             "dominant": max(result.energy_components_j, key=result.energy_components_j.get)}
 
 

@@ -56,6 +56,7 @@ from .devices import program_weights
 from .simulate import SimulationError, _enum, simulate
 
 CHECKPOINT = "checkpoint.npz"
+INSITU_COLUMNS = HISTORY_COLUMNS + ("energy_j",)
 
 
 class LrSchedule(StrEnum):
@@ -68,7 +69,6 @@ def lr_factor(schedule: str, iteration: int, total: int) -> float:
     if LrSchedule(schedule) is LrSchedule.COSINE:
         return 0.5 * (1.0 + math.cos(math.pi * iteration / total))
     return 1.0
-INSITU_COLUMNS = HISTORY_COLUMNS + ("energy_j",)
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,8 @@ class InsituConfig:
         n_steps: PC-dynamics steps per batch after the forward phase.
         update_window: the last this many of the ``n_steps`` are averaged into the update's errors
             and activations (0: the final values).
-        zero_shift: weights are read against a reference at each device's symmetry point.
+        zero_shift: weights are read against a reference at each device's symmetry point (needs soft
+            bounds when the devices are asymmetric; a no-op for symmetric ones).
         h: dt/τ of the clamped relaxation (τ = dt/h); None keeps the profile's. Training grows the
             weights and λ_max of the activity Hessian with them (~30 measured on trained nets): at the
             presets' 0.1, device-only in-situ MNIST training collapsed to chance mid-epoch, at 0.03 it
@@ -91,7 +92,7 @@ class InsituConfig:
         param_lr: SGD rate lr in μP units (η_ℓ = lr / a_ℓ²).
         hidden_lr_mult: extra factor on η_ℓ of the input and hidden crossbars.
         lr_schedule: ``constant`` or ``cosine`` (decays to 0 over the run: the stochastic updates'
-            noise floor falls with the rate).
+            noise floor falls with the rate; its run length is then fixed, resuming cannot change it).
         w_max_scale: each crossbar's conductance range is this many times its largest initial
             |w| (design choice: room for the weights to grow).
         batch_size, seed, test_every, n_train, n_test: as in software training.
@@ -248,8 +249,11 @@ def train_insitu(config: InsituConfig, *, data: Dataset | None = None, out_dir: 
     w_max = np.array([config.w_max_scale * float(np.max(np.abs(w))) for w in initial])
     programmed, _ = program_weights(initial, profile.replace(weight_bits=0, weight_clip_std=0.0, deploy_time_s=0.0),
                                     seed=config.seed)
-    # the symmetry point of a soft-bounded device, (a/2)·w_max; hard-bounded devices have none
-    shift = 0.5 * profile.up_down_asym if config.zero_shift and profile.soft_bounds else 0.0
+    # the symmetry point of a soft-bounded device, (a/2)·w_max (0 for a symmetric one: nothing to shift)
+    if config.zero_shift and not profile.soft_bounds and profile.up_down_asym != 0:
+        raise SimulationError(f"zero_shift needs soft-bounded devices: {profile.name} has hard bounds and "
+                              f"up_down_asym={profile.up_down_asym}, so its devices have no symmetry point")
+    shift = 0.5 * profile.up_down_asym if config.zero_shift else 0.0
     reference = shift * w_max
     states = [np.clip(w + r, -m, m) for w, r, m in zip(programmed, reference, w_max)]
 
@@ -258,11 +262,14 @@ def train_insitu(config: InsituConfig, *, data: Dataset | None = None, out_dir: 
     run = RunDir(out_dir, checkpoint_name=CHECKPOINT) if out_dir is not None else None
     start, wall_before = 0, 0.0
     if run is not None:
+        # a decaying rate is a function of the run's length: its budget is fixed once started
+        budget = ("iters", "epochs") if LrSchedule(config.lr_schedule) is LrSchedule.CONSTANT else ()
         run.start(config.to_dict() | {"profile_values": profile.values()}, resume=resume,
-                  may_change=("iters", "epochs", "test_every"))
+                  may_change=budget + ("test_every",))
         if resume:
             _, _, _, meta = load_insitu(run.path)
             states = [np.array(g) for g in meta["device_states"]]
+            reference = np.array(meta["reference"])
             start, wall_before = int(meta["iteration"]), float(meta["wall_s"])
             counts = _counts_from_dict(meta["counts"])
             history = run.read_history(INSITU_COLUMNS)

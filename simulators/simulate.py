@@ -83,7 +83,8 @@ class SimResult:
         mean_activations: the activations φ(z_1..z_H) (with the activation circuits' gains)
             averaged over the update window, (B, N) each, else None.
         weights: with ``learn``, the device states after the update; else None.
-        write_pulses: with ``learn``, the coincident programming pulses the update fired.
+        write_pulses: with ``learn``, the programming pulses of the update (coincidences of the pulse
+            trains; one per cell and sample for an exact device, dw_min = 0), as counted.
         free_energy_trace: (n_steps + 1, B) when recorded, else None.
         activity_trace: (n_steps + 1, H, B, N) when recorded, else None.
         counts: events of the whole run (all samples).
@@ -206,8 +207,9 @@ def simulate(
             errors of the ``n_steps`` PC phase travel as rate-coded spikes; its events (spikes
             delivered through synapses, neuron updates) replace the rate model's counts.
         record: any of ``free_energy`` (per-step F_b) and ``activities`` (per-step z).
-        update_window: average the error neurons ε_ℓ and the activations φ(z_ℓ) over the last
-            ``update_window`` steps of the PC phase (0 ≤ W ≤ n_steps) into ``SimResult.mean_errors``
+        update_window: average the error neurons ε_ℓ and the activations φ(z_ℓ) that the last
+            ``update_window`` steps of the PC phase evaluate (at each step's start state, so W = 1 is
+            the state before the last step; 0 ≤ W ≤ n_steps) into ``SimResult.mean_errors``
             and ``mean_activations``: a per-neuron accumulator, as an in-situ learning circuit uses to
             lift its learning signal out of the per-step MVM noise (independent draws average as
             1/√W). The accumulators are counted as neuron updates. numba and numpy backends.
@@ -239,14 +241,29 @@ def simulate(
     x = np.ascontiguousarray(x, dtype=np.float64)
     y_arr = None if y is None else np.ascontiguousarray(y, dtype=np.float64)
     _check_inputs(spec, weights, x, y_arr, n_steps, ff_steps, dt_s, tau_s)
+    if w_max is not None:
+        try:
+            w_max = np.asarray(w_max, dtype=np.float64)
+        except (TypeError, ValueError):
+            w_max = None
+        if w_max is None or w_max.shape != (spec.depth,) or not np.all(np.isfinite(w_max)) or np.any(w_max <= 0):
+            raise SimulationError(f"w_max must hold {spec.depth} finite full scales > 0, one per crossbar")
     if learn:
         if y_arr is None:
             raise SimulationError("learn=True needs targets y: the update uses the errors of the clamped circuit")
         if w_max is None:
             raise SimulationError("learn=True updates device states: give w_max, their conductance ranges")
-        if lr is None or not np.all(np.isfinite(np.asarray(lr, dtype=float))) or np.any(np.asarray(lr) < 0) \
-                or np.size(lr) not in (1, spec.depth):
+        if spiking is not None:
+            raise SimulationError("learn=True with spiking errors is not modelled (learn on the rate circuit)")
+        try:
+            rates = np.asarray(lr, dtype=np.float64)
+        except (TypeError, ValueError):
+            rates = np.array(np.nan)
+        if lr is None or rates.shape not in ((), (spec.depth,)) or not np.all(np.isfinite(rates)) \
+                or np.any(rates < 0):
             raise SimulationError(f"lr={lr!r} must be one finite rate >= 0 or {spec.depth} of them")
+        if isinstance(update_index, bool) or not isinstance(update_index, (int, np.integer)) or update_index < 0:
+            raise SimulationError(f"update_index={update_index!r} must be an integer >= 0")
     ref = np.zeros(spec.depth)
     if reference is not None:
         if w_max is None:
@@ -254,6 +271,8 @@ def simulate(
         ref = np.asarray(reference, dtype=np.float64)
         if ref.shape != (spec.depth,) or not np.all(np.isfinite(ref)):
             raise SimulationError(f"reference must hold {spec.depth} finite conductances, got shape {ref.shape}")
+        if np.any(ref != 0) and (profile.substrate.value == "neuromorphic" or spiking is not None):
+            raise SimulationError("reference conductances model a crossbar read: not on a neuromorphic profile")
     states = weights
     if np.any(ref != 0):  # the circuit computes with the differential read
         weights = [g - r for g, r in zip(states, ref)]
@@ -369,8 +388,8 @@ def simulate(
                                               update_index=update_index)
         cells = sum(o * i for o, i in spec.weight_shapes())
         drives = batch * sum(o + i for o, i in spec.weight_shapes())  # row and column drives, per sample
-        counts = counts + EventCounts(write_pulses=float(pulses if profile.dw_min_frac > 0 else batch * cells),
-                                      dac_conversions={profile.dac_bits: float(drives)})
+        pulses = pulses if profile.dw_min_frac > 0 else batch * cells  # an exact device: one write per cell
+        counts = counts + EventCounts(write_pulses=float(pulses), dac_conversions={profile.dac_bits: float(drives)})
     return SimResult(
         z=z, output=output, free_energy=energies, free_energy_trace=e_trace, activity_trace=s_trace,
         errors=[*eps, eps_out],

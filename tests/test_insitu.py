@@ -180,3 +180,46 @@ def test_cosine_schedule():
     assert lr_factor("constant", 3, 4) == 1.0
     with pytest.raises(SimulationError, match="lr_schedule='step' is not one of: constant, cosine"):
         InsituConfig(lr_schedule="step")
+
+
+def test_zero_shift_needs_a_symmetry_point(tmp_path, data):
+    from simulators import SimulationError
+
+    hard = load_profile("analog-rram-clocked").replace(soft_bounds=0)
+    with pytest.raises(SimulationError, match="zero_shift needs soft-bounded devices"):
+        train_insitu(InsituConfig(profile="ideal", dataset="synthetic", depth=3, width=16, iters=1, zero_shift=True),
+                     data=data, profile=hard)
+    symmetric = train_insitu(InsituConfig(profile="ideal", dataset="synthetic", depth=3, width=16, iters=1,
+                                          zero_shift=True), data=data)
+    assert np.all(symmetric.reference == 0)  # a symmetric device's symmetry point is 0
+
+
+def test_a_cosine_run_resumes_exactly_and_keeps_its_length(tmp_path, data, monkeypatch):
+    from pchw import runlog
+    from pchw.runlog import Interrupted, RunError
+
+    class CtrlCAfterThree(runlog.InterruptGuard):
+        checks = 0
+
+        @property
+        def requested(self):
+            CtrlCAfterThree.checks += 1
+            return CtrlCAfterThree.checks >= 3
+
+        @requested.setter
+        def requested(self, value):
+            pass
+
+    name = _device_only(tmp_path)
+    cfg = dict(profile=name, dataset="synthetic", depth=3, width=16, test_every=3, n_steps=8, lr_schedule="cosine")
+    straight = train_insitu(InsituConfig(iters=6, **cfg), data=data)
+    monkeypatch.setattr(runlog, "InterruptGuard", CtrlCAfterThree)
+    with pytest.raises(Interrupted) as info:
+        train_insitu(InsituConfig(iters=6, **cfg), data=data, out_dir=tmp_path / "run")
+    assert info.value.iteration == 3
+    monkeypatch.undo()
+    resumed = train_insitu(InsituConfig(iters=6, **cfg), data=data, out_dir=tmp_path / "run", resume=True)
+    for a, b in zip(straight.device_states, resumed.device_states, strict=True):
+        assert np.array_equal(a, b)
+    with pytest.raises(RunError, match="iters=9 differs"):
+        train_insitu(InsituConfig(iters=9, **cfg), data=data, out_dir=tmp_path / "run", resume=True)
