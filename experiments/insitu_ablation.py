@@ -27,7 +27,7 @@ fields; the defaults are the recipe measured best on ``analog-rram-clocked`` (RE
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -108,12 +108,9 @@ def run(config: Config) -> dict:
 
     profile = ablated_profile(load_profile(config.profile), config.disable)
     zero_shift = config.zero_shift and bool(profile.soft_bounds or profile.up_down_asym == 0)
-    ic = InsituConfig(profile=config.profile, dataset=config.dataset, depth=config.depth, width=config.width,
-                      iters=config.iters, n_steps=config.n_steps, update_window=config.update_window,
-                      zero_shift=zero_shift, h=config.h, param_lr=config.param_lr,
-                      hidden_lr_mult=config.hidden_lr_mult, lr_schedule=config.lr_schedule,
-                      batch_size=config.batch_size, seed=config.seed, test_every=config.test_every,
-                      n_test=config.n_test)
+    # every field but ``disable`` is an InsituConfig field of the same name and meaning
+    shared = {f.name: getattr(config, f.name) for f in fields(config) if f.name != "disable"}
+    ic = InsituConfig(**(shared | {"zero_shift": zero_shift}))
     result = train_insitu(ic, profile=profile)
     accs = [float(r["test_acc"]) for r in result.history.rows if r.get("test_acc") not in (None, "")]
     examples = result.iterations * config.batch_size

@@ -18,6 +18,7 @@ independent pulse noises). With dw_min = 0 the update is the exact outer product
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numba as nb
@@ -148,11 +149,20 @@ def _binomial_inv_np(u, n, p):
 
 
 def device_gains(shape, d2d: float, *, seed: int, layer: int) -> np.ndarray:
-    """Fixed per-device dw_min gains γ = max(0, 1 + σ_d2d ξ)."""
+    """Fixed per-device dw_min gains γ = max(0, 1 + σ_d2d ξ) (read-only: drawn once per chip and
+    reused by every update)."""
+    return _device_gains(tuple(int(n) for n in shape), float(d2d), int(seed), int(layer))
+
+
+@functools.lru_cache(maxsize=256)
+def _device_gains(shape: tuple, d2d: float, seed: int, layer: int) -> np.ndarray:
     if d2d == 0:
-        return np.ones(shape)
-    rng = np.random.default_rng([seed, 0x6A, layer])
-    return np.maximum(0.0, 1.0 + d2d * rng.standard_normal(shape))
+        gains = np.ones(shape)
+    else:
+        rng = np.random.default_rng([seed, 0x6A, layer])
+        gains = np.maximum(0.0, 1.0 + d2d * rng.standard_normal(shape))
+    gains.flags.writeable = False
+    return gains
 
 
 def update_crossbars(spec, states: list[np.ndarray], errors: list[np.ndarray], pre: list[np.ndarray],

@@ -194,26 +194,13 @@ def test_zero_shift_needs_a_symmetry_point(tmp_path, data):
     assert np.all(symmetric.reference == 0)  # a symmetric device's symmetry point is 0
 
 
-def test_a_cosine_run_resumes_exactly_and_keeps_its_length(tmp_path, data, monkeypatch):
-    from pchw import runlog
+def test_a_cosine_run_resumes_exactly_and_keeps_its_length(tmp_path, data, monkeypatch, ctrl_c_after):
     from pchw.runlog import Interrupted, RunError
-
-    class CtrlCAfterThree(runlog.InterruptGuard):
-        checks = 0
-
-        @property
-        def requested(self):
-            CtrlCAfterThree.checks += 1
-            return CtrlCAfterThree.checks >= 3
-
-        @requested.setter
-        def requested(self, value):
-            pass
 
     name = _device_only(tmp_path)
     cfg = dict(profile=name, dataset="synthetic", depth=3, width=16, test_every=3, n_steps=8, lr_schedule="cosine")
     straight = train_insitu(InsituConfig(iters=6, **cfg), data=data)
-    monkeypatch.setattr(runlog, "InterruptGuard", CtrlCAfterThree)
+    ctrl_c_after(3)
     with pytest.raises(Interrupted) as info:
         train_insitu(InsituConfig(iters=6, **cfg), data=data, out_dir=tmp_path / "run")
     assert info.value.iteration == 3

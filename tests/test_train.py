@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-import pchw.runlog as runlog_module
 from models.training import ConfigError, TrainConfig, load_trained, train
 from pchw.data import synthetic_teacher_student
 from pchw.runlog import DivergenceError, History, Interrupted, RunError
@@ -76,22 +75,8 @@ def test_existing_run_needs_resume_and_matching_config(tmp_path, data):
         train(_config(iters=10, width=64), data=data, out_dir=out, resume=True)
 
 
-def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, data, monkeypatch):
-    class FakeGuard(runlog_module.InterruptGuard):
-        """Reports a Ctrl-C once the loop has finished iteration 12."""
-
-        checks = 0
-
-        @property
-        def requested(self):
-            FakeGuard.checks += 1
-            return FakeGuard.checks >= 12
-
-        @requested.setter
-        def requested(self, value):
-            pass
-
-    monkeypatch.setattr(runlog_module, "InterruptGuard", FakeGuard)
+def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, data, monkeypatch, ctrl_c_after):
+    ctrl_c_after(12)
     with pytest.raises(Interrupted) as info:
         train(_config(iters=30), data=data, out_dir=tmp_path / "run")
     assert info.value.iteration == 12
