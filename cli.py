@@ -53,7 +53,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     errors: list[type[Exception]] = [DataError, PricingError, ProfileError, RunError, SpecError]
     try:
         from simulators import SimulationError
-        from simulators.brian2_backend import Brian2Unavailable
+        from simulators.backends.brian2_backend import Brian2Unavailable
 
         errors += [SimulationError, Brian2Unavailable]
     except ImportError:
@@ -90,7 +90,7 @@ def main() -> None:
 @click.option("--iters", type=int, default=None, help="Weight updates to train for (default: one epoch).")
 @click.option("--epochs", type=float, default=None, help="Epochs to train for (alternative to --iters).")
 @click.option("--n-steps", type=int, default=None,
-              help="Inference steps T per batch (default: H; with --on, 20 circuit steps after the forward phase).")
+              help="Inference steps T per batch (default: H; with --on, 20 circuit steps after the forward sweep).")
 @click.option("--activity-lr", type=float, default=0.5, show_default=True,
               help="β: step of gradient descent on the batch-mean free energy.")
 @click.option("--param-lr", type=float, default=None,
@@ -122,9 +122,11 @@ def main() -> None:
               help="With --on: the SGD rate over the run (cosine decays it to 0).")
 @click.option("--zero-shift", is_flag=True,
               help="With --on: read each weight against a reference at its device's symmetry point.")
+@click.option("--backend", type=click.Choice(["numba", "numpy", "torch"]), default="numba", show_default=True,
+              help="With --on: the circuit backend (torch runs on --device, e.g. cuda).")
 def train(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, activity_lr, param_lr,
           batch_size, seed, test_every, device, dtype, n_train, n_test, out_dir, resume, quiet, on_profile,
-          hidden_lr_mult, circuit_h, update_window, zero_shift, lr_schedule) -> None:
+          hidden_lr_mult, circuit_h, update_window, zero_shift, lr_schedule, backend) -> None:
     """Train a μPC / SP / backprop network (in software, or in situ with --on) and print its accuracy."""
     if on_profile is None and (update_window or zero_shift or circuit_h is not None or lr_schedule != "constant"):
         raise click.UsageError("--update-window, --zero-shift, --lr-schedule and --circuit-h train in situ: "
@@ -132,7 +134,7 @@ def train(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, ac
     if on_profile is not None:
         _train_insitu(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, param_lr, batch_size,
                       seed, test_every, n_train, n_test, out_dir, resume, quiet, on_profile, hidden_lr_mult, circuit_h,
-                      update_window, zero_shift, lr_schedule)
+                      update_window, zero_shift, lr_schedule, backend, device)
         return
     from models.training import TrainConfig
     from models.training import train as run_training
@@ -156,7 +158,7 @@ def train(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, ac
 
 def _train_insitu(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, param_lr, batch_size, seed,
                   test_every, n_train, n_test, out_dir, resume, quiet, on_profile, hidden_lr_mult, circuit_h,
-                  update_window, zero_shift, lr_schedule) -> None:
+                  update_window, zero_shift, lr_schedule, backend, device) -> None:
     from simulators.insitu import InsituConfig, train_insitu
 
     if model == "bp":
@@ -168,7 +170,7 @@ def _train_insitu(model, dataset, depth, width, act, no_skip, iters, epochs, n_s
         hidden_lr_mult=hidden_lr_mult, h=circuit_h, update_window=update_window, zero_shift=zero_shift,
         lr_schedule=lr_schedule,
         batch_size=batch_size, seed=seed, test_every=test_every,
-        n_train=n_train, n_test=n_test,
+        n_train=n_train, n_test=n_test, backend=backend, device=None if device == "auto" else device,
     )
     r = train_insitu(config, out_dir=out_dir, resume=resume, show_progress=not quiet)
     click.echo(f"in situ on {on_profile}: {model} depth={depth} width={width} {dataset}: test accuracy "
@@ -284,16 +286,22 @@ def _load_network(checkpoint, samples, seed=0):
               help="Run folder written by `pchw train`.")
 @click.option("--profile", default="ideal", show_default=True, help="Preset name or TOML file.")
 @click.option("--n-steps", type=int, default=0, show_default=True,
-              help="Steps of PC dynamics after the forward phase (the output stays free).")
+              help="Steps of PC dynamics after the forward sweep (the output stays free).")
+@click.option("--init", type=click.Choice(["sweep", "cascade"]), default="sweep", show_default=True,
+              help="How a prediction starts: the physical forward sweep (each crossbar read once, inputs held) "
+                   "or the emulated forward cascade of --ff-steps.")
 @click.option("--ff-steps", type=int, default=None,
-              help="Forward-phase steps (default: enough for the H+1-lag cascade to settle).")
+              help="With --init cascade: its steps (default: enough for the H+1-lag cascade to settle).")
 @click.option("--dt-s", type=float, default=None, help="Step in seconds (default: the profile's).")
 @click.option("--tau-s", type=float, default=None, help="Integrator time constant in seconds (default: profile's).")
 @click.option("--method", type=click.Choice(["euler", "heun"]), default="euler", show_default=True,
               help="Fixed-step integrator.")
 @click.option("--samples", type=int, default=None, help="Test samples to run (default: the whole test set).")
-@click.option("--backend", type=click.Choice(["numba", "numpy", "brian2"]), default="numba", show_default=True,
-              help="Simulation backend (brian2: an independent Brian2 network of the same circuit).")
+@click.option("--backend", type=click.Choice(["numba", "numpy", "brian2", "torch"]), default="numba",
+              show_default=True,
+              help="Simulation backend (brian2: an independent Brian2 network of the same circuit; torch: batched, "
+                   "CPU or CUDA).")
+@click.option("--device", default=None, help="With --backend torch: cpu, cuda or cuda:N (default cpu).")
 @click.option("--spiking", is_flag=True, help="brian2: the PC phase's errors travel as rate-coded spikes.")
 @click.option("--spike-rate-hz", type=float, default=1000.0, show_default=True,
               help="--spiking: firing rate of an error of full scale (Hz).")
@@ -305,8 +313,8 @@ def _load_network(checkpoint, samples, seed=0):
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the full result as JSON here.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def simulate(checkpoint, profile, n_steps, ff_steps, dt_s, tau_s, method, samples, backend, spiking, spike_rate_hz,
-             spike_duration_s, spike_full_scale, seed, json_path, quiet) -> None:
+def simulate(checkpoint, profile, n_steps, init, ff_steps, dt_s, tau_s, method, samples, backend, device, spiking,
+             spike_rate_hz, spike_duration_s, spike_full_scale, seed, json_path, quiet) -> None:
     """Deploy a trained network on a circuit profile: test accuracy and energy per inference."""
     from experiments.deploy import deploy
     from pchw.profiles import load_profile
@@ -320,8 +328,8 @@ def simulate(checkpoint, profile, n_steps, ff_steps, dt_s, tau_s, method, sample
         if backend != "brian2":
             raise click.UsageError("--spiking needs --backend brian2")
         if n_steps <= 0:
-            raise click.UsageError("--spiking needs --n-steps > 0: the spiking PC phase after the forward phase")
-        from simulators.brian2_backend import SpikeCoding
+            raise click.UsageError("--spiking needs --n-steps > 0: the spiking PC phase after the forward sweep")
+        from simulators.backends.brian2_backend import SpikeCoding
 
         try:
             coding = SpikeCoding(rate_hz=spike_rate_hz, duration_s=spike_duration_s, full_scale=spike_full_scale)
@@ -329,11 +337,13 @@ def simulate(checkpoint, profile, n_steps, ff_steps, dt_s, tau_s, method, sample
             raise click.UsageError(str(exc)) from None
     spec, weights, _, data = _load_network(checkpoint, samples)
     with progress(len(data.x_test), desc=f"simulate {hw.name}", enabled=not quiet) as bar:
-        result = deploy(spec, weights, data.x_test, data.y_test, profile=hw, n_steps=n_steps, ff_steps=ff_steps,
+        result = deploy(spec, weights, data.x_test, data.y_test, profile=hw, n_steps=n_steps, init=init,
+                        ff_steps=ff_steps, device=device,
                         dt_s=dt_s, tau_s=tau_s, method=method, backend=backend, seed=seed, spiking=coding,
                         on_progress=bar.update)
     s = result.settings
-    click.echo(f"{hw.name}: {result.n_samples} test samples, forward phase {s['ff_steps']} + PC {s['n_steps']} "
+    start = "forward sweep" if s["init"] == "sweep" else f"forward cascade of {s['ff_steps']} steps"
+    click.echo(f"{hw.name}: {result.n_samples} test samples, {start} + PC {s['n_steps']} "
                f"steps of dt {s['dt_s']:.3g} s (dt/τ = {s['h']:.3g}, {s['method']}, {s['backend']})")
     click.echo(f"  circuit test accuracy  {100 * result.accuracy:6.2f}%   "
                f"(software {100 * result.software_accuracy:.2f}%, same prediction on {100 * result.agreement:.2f}% "

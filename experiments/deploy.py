@@ -11,7 +11,7 @@ from pchw.events import EnergyReport, EventCounts, price
 from pchw.oracle import feedforward
 from pchw.profiles import HardwareProfile
 from pchw.spec import NetworkSpec
-from simulators import check_circuit_time, forward_settle_steps, simulate
+from simulators import check_circuit_time, simulate
 
 
 @dataclass
@@ -25,7 +25,7 @@ class DeployResult:
         energy: joules per inference by component.
         counts: events per inference.
         max_grad: largest |∂F/∂z| at the end of any sample (0 at exact settling).
-        settings: the circuit settings used (n_steps, ff_steps, dt_s, tau_s, h, method, backend).
+        settings: the circuit settings used (init, n_steps, ff_steps, dt_s, tau_s, h, method, backend).
     """
 
     profile: str
@@ -59,25 +59,28 @@ class DeployResult:
 
 
 def deploy(spec: NetworkSpec, weights: list[np.ndarray], x: np.ndarray, labels: np.ndarray, *,
-           profile: HardwareProfile, n_steps: int = 0, ff_steps: int | None = None, dt_s: float | None = None,
-           tau_s: float | None = None, method: str = "euler", backend: str = "numba", chunk: int = 500,
+           profile: HardwareProfile, n_steps: int = 0, init: str = "sweep", ff_steps: int | None = None,
+           dt_s: float | None = None,
+           tau_s: float | None = None, method: str = "euler", backend: str = "numba", device: str | None = None,
+           chunk: int = 500,
            seed: int = 0, spiking=None, on_progress: Callable[[int], None] | None = None) -> DeployResult:
-    """Run the circuit's prediction (a forward phase of ``ff_steps``, then ``n_steps`` of PC
-    dynamics with the output free) on every sample, in chunks of ``chunk`` samples."""
+    """Run the circuit's prediction on every sample, in chunks of ``chunk`` samples: the physical
+    forward sweep (``init="sweep"``; or the emulated cascade of ``ff_steps``, ``init="cascade"``),
+    then ``n_steps`` of PC dynamics with the output free."""
     dt_s = profile.dt_s if dt_s is None else dt_s
     tau_s = profile.tau_s if tau_s is None else tau_s
     check_circuit_time(dt_s, tau_s)
-    if ff_steps is None:
-        ff_steps = forward_settle_steps(spec.n_hidden, dt_s / tau_s)
     software = np.argmax(feedforward(spec, weights, x.astype(np.float64))[1], axis=1)
     predicted = np.empty(len(x), dtype=np.int64)
     counts = EventCounts()
     max_grad = compile_s = run_s = 0.0
+    ff_steps_used = 0
     for start in range(0, len(x), chunk):
         xb = x[start : start + chunk].astype(np.float64)
-        r = simulate(spec, weights, xb, profile=profile, n_steps=n_steps, ff_steps=ff_steps, dt_s=dt_s,
-                     tau_s=tau_s, method=method, backend=backend, init="zero", seed=seed, sample_offset=start,
+        r = simulate(spec, weights, xb, profile=profile, n_steps=n_steps, init=init, ff_steps=ff_steps, dt_s=dt_s,
+                     tau_s=tau_s, method=method, backend=backend, device=device, seed=seed, sample_offset=start,
                      spiking=spiking)
+        ff_steps_used = r.meta["ff_steps"]
         predicted[start : start + len(xb)] = r.predictions()
         counts = counts + r.counts
         max_grad = max(max_grad, r.max_grad)
@@ -90,8 +93,9 @@ def deploy(spec: NetworkSpec, weights: list[np.ndarray], x: np.ndarray, labels: 
         profile=profile.name, n_samples=len(x), accuracy=float(np.mean(predicted == labels)),
         software_accuracy=float(np.mean(software == labels)), agreement=float(np.mean(predicted == software)),
         energy=price(per_inference, profile), counts=per_inference, max_grad=max_grad,
-        settings={"n_steps": n_steps, "ff_steps": ff_steps, "dt_s": dt_s, "tau_s": tau_s, "h": dt_s / tau_s,
-                  "method": method, "backend": backend,
+        settings={"init": init, "n_steps": n_steps, "ff_steps": ff_steps_used, "dt_s": dt_s, "tau_s": tau_s,
+                  "h": dt_s / tau_s,
+                  "method": method, "backend": backend, "device": device,
                   "spiking": None if spiking is None else {"rate_hz": spiking.rate_hz, "duration_s": spiking.duration_s,
                                                            "full_scale": spiking.full_scale}},
         compile_s=compile_s, run_s=run_s,

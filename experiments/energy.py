@@ -1,12 +1,16 @@
-"""Joules per training example and per inference of one network, for BP and PC, on every profile.
+"""Estimated joules per training example and per inference of one network, BP and PC, on every profile.
 
-Digital profiles are priced from the analytic counts of :mod:`pchw.digital`. Circuit profiles
-are priced from the events of simulated runs (:func:`simulators.simulate` on a few real
-samples): PC training = forward phase + ``n_steps`` of clamped PC dynamics per sample, plus one
-in-place update per batch; PC inference = the forward phase with the output free. Backprop on
-a circuit is modelled on clocked crossbars only (forward and backward sweeps, as analog
-in-memory training does it); on other substrates it has no row. Digital inference is priced
-in batches of ``batch_size`` like training.
+These are **estimates**: the events of one training step or one inference priced by the profile,
+not the ledger of a training run (``pchw train --on`` and the ``tradeoff`` experiment measure
+those). Digital profiles are priced from the analytic counts of :mod:`pchw.digital`. Circuit
+profiles from the events of simulated runs on a few real samples (:func:`simulators.simulate`):
+
+- inference, PC and BP alike: the physical forward sweep (each crossbar read once);
+- PC training: the sweep, ``n_steps`` of clamped PC dynamics and one in-place update per batch;
+- BP training: the sweep, the backward sweep through the same arrays (transposed reads, derivative
+  and loss gradient in the digital periphery) and one in-place update per batch.
+
+Digital inference is priced in batches of ``batch_size`` like training.
 """
 
 from __future__ import annotations
@@ -15,17 +19,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pchw.circuit_events import analog_bp_training_counts, analog_forward_counts, circuit_update_counts
+from pchw.circuit_events import backward_sweep_counts, update_counts
 from pchw.digital import digital_inference_counts, digital_training_counts
 from pchw.events import EnergyReport, price
 from pchw.profiles import HardwareProfile, Substrate
 from pchw.spec import NetworkSpec
-from simulators import forward_settle_steps, simulate
+from simulators import simulate
 
 
 @dataclass(frozen=True)
 class EnergyRow:
-    """One (profile, algorithm, phase) price: ``report`` is per example."""
+    """One (profile, algorithm, phase) estimate: ``report`` is per example."""
 
     profile: str
     substrate: str
@@ -36,12 +40,23 @@ class EnergyRow:
     def to_dict(self) -> dict:
         return {"profile": self.profile, "substrate": self.substrate, "algorithm": self.algorithm,
                 "phase": self.phase, "energy_j": self.report.total_j, "dominant": self.report.dominant(),
-                "components_j": dict(self.report.components_j)}
+                "components_j": dict(self.report.components_j), "kind": "estimate"}
+
+
+def _circuit_rows(spec: NetworkSpec, weights, p: HardwareProfile, x, y, batch_size: int, n_steps: int):
+    n = len(x)
+    infer = simulate(spec, weights, x, profile=p, n_steps=0)
+    train = simulate(spec, weights, x, y, profile=p, n_steps=n_steps)
+    update = update_counts(spec, p, batch=batch_size).scaled(1.0 / batch_size)
+    sweep = infer.counts.scaled(1.0 / n)
+    bp = sweep + backward_sweep_counts(spec, p, n_samples=1) + update
+    return {("pc", "inference"): price(sweep, p), ("bp", "inference"): price(sweep, p),
+            ("pc", "train"): price(train.counts.scaled(1.0 / n) + update, p), ("bp", "train"): price(bp, p)}
 
 
 def energy_rows(spec: NetworkSpec, weights: list[np.ndarray], profiles: list[HardwareProfile], *,
                 x: np.ndarray, y: np.ndarray, batch_size: int = 64, n_steps: int | None = None) -> list[EnergyRow]:
-    """Per-example joules of BP and PC training and inference of ``spec`` on each profile.
+    """Estimated per-example joules of BP and PC training and inference of ``spec`` on each profile.
 
     Args:
         x, y: a few real samples (B', D), (B', d_y) whose simulated runs give the circuit counts.
@@ -51,25 +66,17 @@ def energy_rows(spec: NetworkSpec, weights: list[np.ndarray], profiles: list[Har
     t = spec.n_hidden if n_steps is None else n_steps
     rows: list[EnergyRow] = []
     for p in profiles:
-        def add(algorithm: str, phase: str, report: EnergyReport, p=p) -> None:
-            rows.append(EnergyRow(p.name, p.substrate.value, algorithm, phase, report))
-
         if p.substrate is Substrate.DIGITAL:
             # inference in batches of the same size as training, so weight reads are shared alike
             inference = price(digital_inference_counts(spec, p, batch_size=batch_size), p).scaled(1.0 / batch_size)
+            reports = {("bp", "inference"): inference, ("pc", "inference"): inference}
             for algorithm in ("bp", "pc"):
                 counts = digital_training_counts(spec, p, algorithm=algorithm, batch_size=batch_size, n_steps=t)
-                add(algorithm, "train", price(counts, p).scaled(1.0 / batch_size))
-                add(algorithm, "inference", inference)
-            continue
-        ff = forward_settle_steps(spec.n_hidden, p.dt_s / p.tau_s)
-        train = simulate(spec, weights, x, y, profile=p, init="zero", ff_steps=ff, n_steps=t)
-        update = circuit_update_counts(spec, p).scaled(1.0 / batch_size)
-        add("pc", "train", price(train.counts.scaled(1.0 / len(x)) + update, p))
-        infer = simulate(spec, weights, x, profile=p, init="zero", ff_steps=ff, n_steps=0)
-        add("pc", "inference", price(infer.counts.scaled(1.0 / len(x)), p))
-        if p.substrate is Substrate.ANALOG_CLOCKED:
-            bp = analog_bp_training_counts(spec, p, batch_size=batch_size).scaled(1.0 / batch_size)
-            add("bp", "train", price(bp, p))
-            add("bp", "inference", price(analog_forward_counts(spec, p), p))
+                reports[(algorithm, "train")] = price(counts, p).scaled(1.0 / batch_size)
+        else:
+            reports = _circuit_rows(spec, weights, p, x, y, batch_size, t)
+        for algorithm in ("bp", "pc"):
+            for phase in ("train", "inference"):
+                rows.append(EnergyRow(p.name, p.substrate.value, algorithm, phase, reports[(algorithm, phase)]))
     return rows
+

@@ -1,29 +1,34 @@
-"""Event counts of PC inference on a circuit (DESIGN.md §3), from the shape and the run length.
+"""Event counts of a PC circuit (DESIGN.md §3): the one counting model of every circuit stage.
 
 The circuit maps layer ℓ to value neurons z_ℓ (integrators), error neurons ε_ℓ and one crossbar
 W_ℓ that computes predictions W φ(z) on its rows and feedback Wᵀ ε on its columns. Samples are
-processed one after another, each for ``n_steps`` steps of ``dt_s`` seconds.
+processed one after another. Cells: c_1 = N·D (input crossbar), c_h = (H−1)·N², c_L = d_y·N.
+Neurons per sample: value H·N (+ d_y when the output is free), error H·N + d_y.
 
-Cells: c_1 = N·D (input crossbar), c_h = (H−1)·N², c_L = d_y·N. Neurons per sample:
-value H·N (+ d_y when the output is free), error H·N + d_y.
+Stages, per sample:
 
-Per sample, by substrate:
-- analog-clocked: once, DAC of x (D) [and y when clamped (d_y)], c_1 cell reads and ADC of μ_1 (N);
-  every step, forward and feedback MVMs 2(c_h + c_L) cell reads, DAC of their inputs
-  (H·N + (H−1)·N + d_y) and ADC of their outputs ((H−1)·N + d_y + H·N), one update per neuron;
-  at the end, ADC of the free output (d_y).
-- analog-continuous: DAC of x [and y], ADC of the free output; the crossbars conduct for the whole
-  settling time: (c_1 + 2(c_h + c_L)) cells × n_steps·dt_s.
-- neuromorphic (rate-coded messages): c_1 synaptic events once, 2(c_h + c_L) per step, one update
-  per neuron per step.
-In every substrate the neurons draw static power for n_steps·dt_s seconds.
-An update window of W steps adds one accumulator per error neuron and per hidden activation
-(H·N + d_y + H·N), each updated (and drawing static power) on each of the W steps.
-
-An optional forward phase of ``ff_steps`` steps runs before, with the feedback paths off: each
-of its steps has only the forward half of the above (c_h + c_L cell reads, DAC of H·N inputs, ADC
-of (H−1)·N + d_y outputs; c_h + c_L conducting cells or synaptic events) and the same neuron
-updates and static power.
+- :func:`forward_sweep_counts` — a prediction: each crossbar read once, its input held
+  (sample-and-hold). It is also backprop's inference, so PC and BP predict at the same price.
+    clocked: every cell read once; DAC of every crossbar input (D + H·N), ADC of every output
+    (H·N + d_y); the value neurons held for H + 1 read periods.
+    continuous: the chain of H + 1 first-order stages settles to the ADC's precision in
+    t_s = τ·Γ⁻¹(H + 1; 1 − 2^−(adc_bits+1)) (the quantile of the cascade's Gamma-distributed
+    delay); every cell conducts and the value neurons draw static power for t_s; DAC of x, ADC of
+    the output.
+    neuromorphic: a rate code of ``rate_code_bits`` bits: each layer's inputs fire up to
+    2^bits − 1 spikes over as many time steps; every spike is one synaptic event per synapse it
+    reaches (the measured spike counts of the sweep); value neurons update every time step.
+- :func:`input_read_counts` — μ_1 = a_1 W_1 x once, when the state does not start from a sweep.
+- :func:`pc_phase_counts` — ``n_steps`` of PC dynamics (or of the emulated forward cascade,
+  ``feedback=False``); clocked: per step the forward and feedback MVMs of crossbars 2..L,
+  2(c_h + c_L) cell reads, DAC of their inputs, ADC of their outputs, one update per neuron;
+  continuous: the crossbars conduct for n_steps·dt; neuromorphic: one graded event per synapse
+  and direction per step (a lower bound for binary spikes: Brian2's spiking mode counts real
+  spikes). A clamped output converts its target once (DAC of y). An update window of W steps
+  adds one accumulator per error neuron and per hidden activation, updated on each of W steps.
+- :func:`backward_sweep_counts` — backprop's backward pass on the same arrays (transposed reads).
+- :func:`update_counts` — an in-place outer-product update of every crossbar.
+In every substrate the active neurons draw static power for the stage's circuit time.
 """
 
 from __future__ import annotations
@@ -33,84 +38,180 @@ from .profiles import HardwareProfile, Substrate
 from .spec import NetworkSpec
 
 
+def _require_circuit(profile: HardwareProfile) -> None:
+    if profile.substrate is Substrate.DIGITAL:
+        raise ValueError(f"profile {profile.name} is digital: use pchw.digital for its counts")
+
+
+def _cells(spec: NetworkSpec) -> tuple[int, int]:
+    """(c_1, c_h + c_L): the input crossbar's cells and the other crossbars'."""
+    n, h = spec.width, spec.n_hidden
+    return n * spec.input_dim, (h - 1) * n * n + spec.output_dim * n
+
+
+def settle_time_s(spec: NetworkSpec, profile: HardwareProfile) -> float:
+    """Time for a continuous circuit's forward cascade of H + 1 first-order stages (time constant τ)
+    to settle within half an ADC step: the (1 − 2^−(adc_bits+1)) quantile of its Gamma(H + 1) delay."""
+    from scipy.special import gammaincinv
+
+    return profile.tau_s * float(gammaincinv(spec.n_hidden + 1, 1.0 - 2.0 ** -(profile.adc_bits + 1)))
+
+
+def rate_window_steps(profile: HardwareProfile) -> int:
+    """Time steps of one rate-coded value: 2^rate_code_bits − 1 (1 for graded messages)."""
+    return 2 ** int(profile.rate_code_bits) - 1 if profile.rate_code_bits > 0 else 1
+
+
+def sweep_time_s(spec: NetworkSpec, profile: HardwareProfile) -> float:
+    """Circuit time of one forward sweep (see :func:`forward_sweep_counts`)."""
+    _require_circuit(profile)
+    if profile.substrate is Substrate.ANALOG_CONTINUOUS:
+        return settle_time_s(spec, profile)
+    if profile.substrate is Substrate.NEUROMORPHIC:
+        return (spec.n_hidden + 1) * rate_window_steps(profile) * profile.dt_s
+    return (spec.n_hidden + 1) * profile.dt_s
+
+
+def forward_sweep_counts(spec: NetworkSpec, profile: HardwareProfile, *, n_samples: int,
+                         synaptic_events: float | None = None) -> EventCounts:
+    """Events of ``n_samples`` forward sweeps (the physical prediction; also BP's inference).
+
+    ``synaptic_events``: on a neuromorphic profile, the events the sweeps' messages caused (all
+    samples together, measured by the simulator); without it every synapse counts one event per
+    spike of a full-scale input (the upper bound).
+    """
+    _require_circuit(profile)
+    d, n, h, dy = spec.input_dim, spec.width, spec.n_hidden, spec.output_dim
+    c_in, c_rest = _cells(spec)
+    held = h * n + dy  # value neurons holding the sweep's results
+    t_s = sweep_time_s(spec, profile)
+    sub = profile.substrate
+    if sub is Substrate.ANALOG_CLOCKED:
+        per = EventCounts(cell_reads=float(c_in + c_rest), dac_conversions={profile.dac_bits: float(d + h * n)},
+                          adc_conversions={profile.adc_bits: float(h * n + dy)}, circuit_seconds=held * t_s)
+        return per.scaled(n_samples)
+    if sub is Substrate.ANALOG_CONTINUOUS:
+        per = EventCounts(cell_seconds=(c_in + c_rest) * t_s, dac_conversions={profile.dac_bits: float(d)},
+                          adc_conversions={profile.adc_bits: float(dy)}, circuit_seconds=held * t_s)
+        return per.scaled(n_samples)
+    window = rate_window_steps(profile)
+    per = EventCounts(neuron_updates=float(held * window), circuit_seconds=held * t_s).scaled(n_samples)
+    if synaptic_events is None:
+        synaptic_events = float(window * (c_in + c_rest) * n_samples)
+    return per + EventCounts(synaptic_events=float(synaptic_events))
+
+
+def input_read_counts(spec: NetworkSpec, profile: HardwareProfile, *, n_samples: int) -> EventCounts:
+    """μ_1 = a_1 W_1 x read once per sample (clocked: DAC of x, c_1 reads, ADC of μ_1; continuous:
+    DAC of x; neuromorphic: c_1 events)."""
+    _require_circuit(profile)
+    d, n = spec.input_dim, spec.width
+    c_in, _ = _cells(spec)
+    sub = profile.substrate
+    if sub is Substrate.ANALOG_CLOCKED:
+        per = EventCounts(cell_reads=float(c_in), dac_conversions={profile.dac_bits: float(d)},
+                          adc_conversions={profile.adc_bits: float(n)})
+    elif sub is Substrate.ANALOG_CONTINUOUS:
+        per = EventCounts(dac_conversions={profile.dac_bits: float(d)})
+    else:
+        per = EventCounts(synaptic_events=float(c_in))
+    return per.scaled(n_samples)
+
+
+def pc_phase_counts(spec: NetworkSpec, profile: HardwareProfile, *, n_steps: int, dt_s: float, n_samples: int,
+                    clamp_output: bool, feedback: bool = True, window_steps: int = 0,
+                    reference_reads: bool = False) -> EventCounts:
+    """Events of ``n_samples`` × ``n_steps`` steps of PC dynamics (``feedback``) or of the forward
+    cascade (feedback off: the forward half of each step), the last ``window_steps`` accumulating the
+    update window; ``reference_reads``: every MVM also reads a reference array (zero shifting)."""
+    _require_circuit(profile)
+    d_y, n, h = spec.output_dim, spec.width, spec.n_hidden
+    c_in, c_rest = _cells(spec)
+    value_neurons = h * n + (0 if clamp_output else d_y)
+    neurons = value_neurons + h * n + d_y
+    accumulators = (h * n + d_y) + h * n
+    per: dict = {"circuit_seconds": (neurons * n_steps + accumulators * window_steps) * dt_s}
+    directions = 2 if feedback else 1
+    fwd_dac, fwd_adc = h * n, (h - 1) * n + d_y  # inputs φ(z_1..z_H); outputs μ_2..μ_L
+    fb_dac, fb_adc = (h - 1) * n + d_y, h * n  # inputs ε_2..ε_L; outputs Wᵀε onto z_1..z_H
+    target_dac = d_y if clamp_output and feedback and n_steps > 0 else 0  # the target y, driven once
+    sub = profile.substrate
+    if sub is Substrate.ANALOG_CLOCKED:
+        per["cell_reads"] = n_steps * directions * c_rest
+        per["dac_conversions"] = {profile.dac_bits: target_dac + n_steps * (fwd_dac + (fb_dac if feedback else 0))}
+        per["adc_conversions"] = {profile.adc_bits: n_steps * (fwd_adc + (fb_adc if feedback else 0))}
+        per["neuron_updates"] = n_steps * neurons + window_steps * accumulators
+    elif sub is Substrate.ANALOG_CONTINUOUS:
+        per["cell_seconds"] = (c_in * n_steps + c_rest * directions * n_steps) * dt_s
+        per["dac_conversions"] = {profile.dac_bits: target_dac}
+    else:
+        per["synaptic_events"] = n_steps * directions * c_rest
+        per["neuron_updates"] = n_steps * neurons + window_steps * accumulators
+    counts = EventCounts(**per).scaled(n_samples)
+    if reference_reads:
+        counts = counts + EventCounts(cell_reads=counts.cell_reads, cell_seconds=counts.cell_seconds)
+    return counts
+
+
+def free_output_read_counts(spec: NetworkSpec, profile: HardwareProfile, *, n_samples: int) -> EventCounts:
+    """The ADC of a free output read at the end of a PC phase (a prediction that ran PC steps)."""
+    _require_circuit(profile)
+    if profile.substrate is Substrate.NEUROMORPHIC:
+        return EventCounts()
+    return EventCounts(adc_conversions={profile.adc_bits: float(spec.output_dim * n_samples)})
+
+
+def backward_sweep_counts(spec: NetworkSpec, profile: HardwareProfile, *, n_samples: int) -> EventCounts:
+    """Backprop's backward pass per sample on the same arrays, read through their columns: the
+    output error and the deltas δ_L..δ_2 driven in (DAC of d_y + (H−1)·N), W_L..W_2 read transposed
+    ((H−1)·N² + d_y·N cells; ADC of H·N results; continuous: the same cells conduct for one settling
+    of the H-stage backward chain; neuromorphic: graded events per synapse), and in the digital
+    periphery the loss gradient (d_y ops), φ'(z) ⊙ (H·N ops) and the skip sums ((H−1)·N ops), with
+    the forward activations written and read back (2·H·N values at the periphery's precision)."""
+    _require_circuit(profile)
+    n, h, dy = spec.width, spec.n_hidden, spec.output_dim
+    _, c_rest = _cells(spec)
+    bits = profile.precision.bits
+    periphery = EventCounts(ops={profile.precision.value: float(dy + h * n + (h - 1) * n * spec.skip)},
+                            sram_read_bits=float(2 * h * n * bits), sram_write_bits=float(2 * h * n * bits))
+    sub = profile.substrate
+    if sub is Substrate.ANALOG_CLOCKED:
+        array = EventCounts(cell_reads=float(c_rest), dac_conversions={profile.dac_bits: float(dy + (h - 1) * n)},
+                            adc_conversions={profile.adc_bits: float(h * n)},
+                            circuit_seconds=(h * n + dy) * h * profile.dt_s)
+    elif sub is Substrate.ANALOG_CONTINUOUS:
+        t_s = settle_time_s(spec, profile)
+        array = EventCounts(cell_seconds=c_rest * t_s, dac_conversions={profile.dac_bits: float(dy)},
+                            adc_conversions={profile.adc_bits: float(h * n)}, circuit_seconds=(h * n + dy) * t_s)
+    else:
+        array = EventCounts(synaptic_events=float(c_rest), neuron_updates=float(h * n + dy))
+    return (array + periphery).scaled(n_samples)
+
+
+def update_counts(spec: NetworkSpec, profile: HardwareProfile, *, batch: int, write_pulses: float | None = None
+                  ) -> EventCounts:
+    """One in-place update ΔW_ℓ ∝ Σ_b d_ℓ,b p_ℓ,bᵀ of every crossbar from a batch of ``batch`` samples:
+    each sample's rank-1 update drives every row with its error and every column with its
+    presynaptic activity (one DAC conversion each; neuromorphic: a synaptic update per synapse is
+    the write itself) and fires ``write_pulses`` programming pulses in all (default: one per cell
+    and sample, an exact device; the stochastic pulse model counts its own)."""
+    _require_circuit(profile)
+    cells = sum(o * i for o, i in spec.weight_shapes())
+    drives = batch * sum(o + i for o, i in spec.weight_shapes())
+    pulses = float(batch * cells) if write_pulses is None else float(write_pulses)
+    if profile.substrate is Substrate.NEUROMORPHIC:
+        return EventCounts(write_pulses=pulses)
+    return EventCounts(write_pulses=pulses, dac_conversions={profile.dac_bits: float(drives)})
+
+
 def circuit_inference_counts(spec: NetworkSpec, profile: HardwareProfile, *, n_steps: int, dt_s: float,
                              n_samples: int, clamp_output: bool, ff_steps: int = 0,
                              window_steps: int = 0) -> EventCounts:
-    """Events of ``n_samples`` inference runs of ``ff_steps`` forward-phase steps then ``n_steps``
-    steps of PC dynamics each; the last ``window_steps`` of them also accumulate every error neuron
-    and every hidden activation for the update (one more neuron update each per step)."""
-    if profile.substrate is Substrate.DIGITAL:
-        raise ValueError(f"profile {profile.name} is digital: use pchw.digital for its counts")
-    d, n, h, dy = spec.input_dim, spec.width, spec.n_hidden, spec.output_dim
-    c_in, c_rest = n * d, (h - 1) * n * n + dy * n
-    value_neurons = h * n + (0 if clamp_output else dy)
-    error_neurons = h * n + dy
-    neurons = value_neurons + error_neurons
-    steps = ff_steps + n_steps
-    dac_in = d + (dy if clamp_output else 0)
-    adc_out = 0 if clamp_output else dy
-    fwd_dac, fwd_adc = h * n, (h - 1) * n + dy  # inputs φ(z_1..z_H); outputs μ_2..μ_L
-    fb_dac, fb_adc = (h - 1) * n + dy, h * n  # inputs ε_2..ε_L; outputs Wᵀε onto z_1..z_H
-    sub = profile.substrate
-    accumulators = error_neurons + h * n
-    per_sample: dict = {"circuit_seconds": (neurons * steps + accumulators * window_steps) * dt_s}
-    if sub is Substrate.ANALOG_CLOCKED:
-        per_sample["cell_reads"] = c_in + ff_steps * c_rest + n_steps * 2 * c_rest
-        dac = dac_in + steps * fwd_dac + n_steps * fb_dac
-        adc = n + steps * fwd_adc + n_steps * fb_adc + adc_out
-        per_sample["dac_conversions"] = {profile.dac_bits: dac}
-        per_sample["adc_conversions"] = {profile.adc_bits: adc}
-        per_sample["neuron_updates"] = steps * neurons + window_steps * accumulators
-    elif sub is Substrate.ANALOG_CONTINUOUS:
-        per_sample["cell_seconds"] = (c_in * steps + c_rest * (ff_steps + 2 * n_steps)) * dt_s
-        per_sample["dac_conversions"] = {profile.dac_bits: dac_in}
-        per_sample["adc_conversions"] = {profile.adc_bits: adc_out}
-    else:  # neuromorphic, rate-coded
-        per_sample["synaptic_events"] = c_in + ff_steps * c_rest + n_steps * 2 * c_rest
-        per_sample["neuron_updates"] = steps * neurons + window_steps * accumulators
-    return EventCounts(**per_sample).scaled(n_samples)
-
-
-def circuit_update_counts(spec: NetworkSpec, profile: HardwareProfile, *, n_updates: int = 1) -> EventCounts:
-    """Events of ``n_updates`` in-place outer-product updates ΔW_ℓ ∝ ε_ℓ φ(z_{ℓ−1})ᵀ of every crossbar.
-
-    Each update drives every row with its error and every column with its presynaptic activity
-    (one DAC conversion per row and per column) and fires one coincident programming pulse per
-    cell. (The stochastic pulse-train device model of in-situ learning refines the pulse count.)
-    """
-    cells = sum(o * i for o, i in spec.weight_shapes())
-    drives = sum(o + i for o, i in spec.weight_shapes())
-    return EventCounts(write_pulses=float(cells), dac_conversions={profile.dac_bits: float(drives)}).scaled(n_updates)
-
-
-def _require_clocked(profile: HardwareProfile, what: str) -> None:
-    if profile.substrate is not Substrate.ANALOG_CLOCKED:
-        raise ValueError(f"{what} is modelled on analog-clocked crossbars only, not on {profile.name} "
-                         f"({profile.substrate.value})")
-
-
-def analog_forward_counts(spec: NetworkSpec, profile: HardwareProfile, *, n_samples: int = 1) -> EventCounts:
-    """One feedforward sweep per sample on clocked crossbars: each layer's MVM once, with the DAC of
-    its inputs (D + H·N) and the ADC of its outputs (H·N + d_y); cells read: all weights once."""
-    _require_clocked(profile, "a feedforward sweep")
-    d, n, h, dy = spec.input_dim, spec.width, spec.n_hidden, spec.output_dim
-    cells = sum(o * i for o, i in spec.weight_shapes())
-    return EventCounts(cell_reads=float(cells), dac_conversions={profile.dac_bits: float(d + h * n)},
-                       adc_conversions={profile.adc_bits: float(h * n + dy)}).scaled(n_samples)
-
-
-def analog_bp_training_counts(spec: NetworkSpec, profile: HardwareProfile, *, batch_size: int) -> EventCounts:
-    """Backprop on clocked crossbars (as analog in-memory training does it), one batch:
-    per sample a forward sweep, a backward sweep through the transposed arrays W_L..W_2 (DAC of
-    d_y + (H−1)·N errors, ADC of H·N results, cells (H−1)·N² + d_y·N) and the activations and
-    derivatives kept in the digital periphery (2·H·N values written and read); then one in-place
-    update per batch."""
-    _require_clocked(profile, "backprop")
-    n, h, dy = spec.width, spec.n_hidden, spec.output_dim
-    bits = profile.precision.bits
-    backward = EventCounts(cell_reads=float((h - 1) * n * n + dy * n),
-                           dac_conversions={profile.dac_bits: float(dy + (h - 1) * n)},
-                           adc_conversions={profile.adc_bits: float(h * n)},
-                           sram_read_bits=float(2 * h * n * bits), sram_write_bits=float(2 * h * n * bits))
-    per_sample = analog_forward_counts(spec, profile) + backward
-    return per_sample.scaled(batch_size) + circuit_update_counts(spec, profile)
+    """Events of a run that starts from μ_1 read once, emulates ``ff_steps`` of the forward cascade
+    and runs ``n_steps`` of PC dynamics (the cascade path of :func:`simulators.simulate`)."""
+    counts = input_read_counts(spec, profile, n_samples=n_samples)
+    counts = counts + pc_phase_counts(spec, profile, n_steps=ff_steps, dt_s=dt_s, n_samples=n_samples,
+                                      clamp_output=clamp_output, feedback=False)
+    counts = counts + pc_phase_counts(spec, profile, n_steps=n_steps, dt_s=dt_s, n_samples=n_samples,
+                                      clamp_output=clamp_output, window_steps=window_steps)
+    return counts + (EventCounts() if clamp_output else free_output_read_counts(spec, profile, n_samples=n_samples))

@@ -73,6 +73,9 @@ class HardwareProfile:
         e_write_pulse_j: one programming pulse on a synapse (J).
         e_synaptic_event_j: one synaptic (spike) operation (J).
         p_static_w: static power of one active neuron circuit (value or error neuron) (W).
+        rate_code_bits: neuromorphic messages of a forward sweep are rate codes of this many bits: a
+            full-scale value fires 2^bits − 1 spikes over as many time steps (0 = graded messages,
+            one event per synapse).
         tau_s: integrator time constant τ of the value neurons (s).
         dt_s: fixed step / clock period of the circuit (s).
     Non-idealities (every one off at its default; 0 means "off" where noted). MVMs work in
@@ -122,6 +125,7 @@ class HardwareProfile:
     e_write_pulse_j: float = 0.0
     e_synaptic_event_j: float = 0.0
     p_static_w: float = 0.0
+    rate_code_bits: int = 0
     tau_s: float = 1e-6
     dt_s: float = 1e-7
     weight_bits: int = 0
@@ -212,7 +216,7 @@ class HardwareProfile:
         return dataclasses.replace(self, **changes, sources=sources)
 
 
-_ZERO_IS_OFF = {"weight_bits", "leak_tau_s", "deploy_time_s"}
+_ZERO_IS_OFF = {"weight_bits", "leak_tau_s", "deploy_time_s", "rate_code_bits"}
 _FLAGS = {"quantize_io", "soft_bounds"}
 _NONIDEAL_FIELDS = ("weight_bits", "weight_clip_std", "prog_noise_frac", "deploy_time_s", "read_noise_frac",
                     "out_noise_frac", "out_bound", "quantize_io", "leak_tau_s", "ktc_noise_frac",

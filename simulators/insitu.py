@@ -1,6 +1,6 @@
 """In-situ PC training on simulated hardware: the circuit relaxes, the crossbars learn in place.
 
-Per batch: every sample's circuit runs a forward phase (sample-and-hold, ff_h = 1, H + 1 steps)
+Per batch: every sample's circuit runs the physical forward sweep (each crossbar read once, inputs held)
 and ``n_steps`` of PC dynamics with the output clamped to its one-hot target (dt/τ from the
 profile, or ``h``); then each crossbar applies ΔW_ℓ = η_ℓ (a_ℓ/B) Σ_b ε_ℓ φ(z_{ℓ−1})ᵀ
 with the pulsed-update device model of :mod:`simulators.pulsed` — plain SGD, since Adam's state
@@ -52,8 +52,12 @@ from pchw.runlog import (
 )
 from pchw.spec import NetworkSpec, init_weights
 
+from .backends import backend_names
+from .contracts import as_enum
 from .devices import program_weights
-from .simulate import SimulationError, _enum, simulate
+from .errors import SimulationError
+from .learning import Learning
+from .simulate import simulate
 
 CHECKPOINT = "checkpoint.npz"
 INSITU_COLUMNS = HISTORY_COLUMNS + ("energy_j",)
@@ -79,7 +83,7 @@ class InsituConfig:
         profile: preset name or TOML path of the circuit (analog or neuromorphic).
         dataset, depth, width, act, skip, param: the network (param ``mupc`` or ``sp``).
         iters / epochs: weight updates, or passes over the data (both None → one epoch).
-        n_steps: PC-dynamics steps per batch after the forward phase.
+        n_steps: PC-dynamics steps per batch after the forward sweep.
         update_window: the last this many of the ``n_steps`` are averaged into the update's errors
             and activations (0: the final values).
         zero_shift: weights are read against a reference at each device's symmetry point (needs soft
@@ -96,6 +100,8 @@ class InsituConfig:
         w_max_scale: each crossbar's conductance range is this many times its largest initial
             |w| (design choice: room for the weights to grow).
         batch_size, seed, test_every, n_train, n_test: as in software training.
+        backend, device: the circuit backend (:mod:`simulators.backends`) and, for torch, its device;
+            they change the speed, not the result (the backends agree draw for draw).
     """
 
     profile: str = "analog-rram-clocked"
@@ -121,6 +127,8 @@ class InsituConfig:
     test_every: int = 100
     n_train: int | None = None
     n_test: int | None = None
+    backend: str = "numba"
+    device: str | None = None
 
     def __post_init__(self) -> None:
         for name, minimum in (("depth", 2), ("width", 1), ("batch_size", 1), ("test_every", 1), ("n_steps", 0),
@@ -128,7 +136,7 @@ class InsituConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise SimulationError(f"{name}={value!r} is invalid: must be an integer >= {minimum}")
-        _enum(LrSchedule, self.lr_schedule, "lr_schedule")
+        as_enum(LrSchedule, self.lr_schedule, "lr_schedule")
         if self.update_window > self.n_steps:
             raise SimulationError(f"update_window={self.update_window} is invalid: must be <= n_steps ({self.n_steps})")
         if not isinstance(self.zero_shift, bool):
@@ -141,6 +149,8 @@ class InsituConfig:
                 raise SimulationError(f"{name}={value!r} is invalid: must be a finite number > 0")
         if self.iters is not None and self.epochs is not None:
             raise SimulationError("give either iters or epochs, not both")
+        if self.backend not in backend_names():
+            raise SimulationError(f"backend={self.backend!r} is not one of: {', '.join(backend_names())}")
 
     @property
     def inference_steps(self) -> int:
@@ -301,11 +311,10 @@ def train_insitu(config: InsituConfig, *, data: Dataset | None = None, out_dir: 
             y = y_train[idx]
             sample0 = (it * batch) % ((1 << 18) - batch)  # noise counters hold 18 bits of sample index
             rate = lr_factor(config.lr_schedule, it, total)
-            r = simulate(spec, states, x, y, profile=profile, init="zero", ff_steps=spec.n_hidden + 1,
-                         ff_h=1.0, n_steps=config.n_steps, tau_s=tau_s, seed=config.seed,
+            r = simulate(spec, states, x, y, profile=profile, n_steps=config.n_steps, tau_s=tau_s, seed=config.seed,
                          sample_offset=sample0, w_max=w_max, reference=reference,
-                         update_window=config.update_window, learn=True, lr=[rate * v for v in lrs],
-                         update_index=it)
+                         update_window=config.update_window, backend=config.backend, device=config.device,
+                         learn=Learning(lr=tuple(rate * v for v in lrs), update_index=it))
             free_energy = float(np.mean(r.free_energy))
             loss = 0.5 * float(np.sum((y - feedforward(spec, effective(), x)[1]) ** 2)) / batch
             if not (math.isfinite(free_energy) and math.isfinite(loss)):

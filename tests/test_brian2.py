@@ -13,10 +13,24 @@ from pchw.events import price  # noqa: E402
 from pchw.oracle import feedforward  # noqa: E402
 from pchw.profiles import load_profile  # noqa: E402
 from pchw.spec import NetworkSpec, init_weights  # noqa: E402
-from simulators import brian2_backend as bb  # noqa: E402
-from simulators.reference import CircuitWeights, integrate  # noqa: E402
+from simulators import reference  # noqa: E402
+from simulators.backends import brian2_backend as bb  # noqa: E402
+from simulators.circuit import ideal_circuit  # noqa: E402
+from simulators.contracts import CircuitState, Drive, Method, Phase, Record  # noqa: E402
 
 B, STEPS, H_STEP = 3, 100, 0.1
+
+
+def integrate(cw, x, y, z, zout, *, h, n_steps, method, free_output, feedback=True, record_energy=False,
+              record_states=False):
+    """The numpy reference stepper with the brian2 functions' arguments and returns."""
+    state = CircuitState(z=np.array(z, dtype=float), zout=np.array(zout, dtype=float))
+    samples = np.arange(x.shape[0])
+    drive = Drive(x, reference.first_prediction(cw, x, samples), y, samples)
+    trace = reference.integrate(cw, state, drive, Phase(n_steps=n_steps, h=h, method=Method(method),
+                                                        feedback=feedback, free_output=free_output),
+                                record=Record(free_energy=record_energy, activities=record_states))
+    return state.z, state.zout, trace.free_energy, trace.activities
 
 
 def _targets():
@@ -36,7 +50,7 @@ def _net(act="relu", skip=True, depth=4, seed=0, start="perturbed"):
     else:  # away from the feedforward pass, so that every configuration moves
         z = np.stack(zs) + 0.5 * rng.standard_normal((spec.n_hidden, B, 5))
         zout = out + 0.5 * rng.standard_normal((B, 3))
-    return CircuitWeights(spec, weights), x, y, z, zout
+    return ideal_circuit(spec, weights), x, y, z, zout
 
 
 def _assert_same(got, ref):
@@ -191,7 +205,7 @@ def test_simulate_brian2_backend_agrees_with_numba_and_counts_the_same_events():
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((3, 6)), rng.standard_normal((3, 3))
     for target in (y, None):
-        kw = dict(profile="ideal", n_steps=100, ff_steps=7, record=("free_energy",))
+        kw = dict(profile="ideal", n_steps=100, init="cascade", ff_steps=7, record=("free_energy",))
         fast = simulate(spec, weights, x, target, backend="numba", **kw)
         b2 = simulate(spec, weights, x, target, backend="brian2", **kw)
         np.testing.assert_allclose(b2.z, fast.z, rtol=1e-9, atol=1e-12)

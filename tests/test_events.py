@@ -144,16 +144,23 @@ def test_forward_phase_counts_by_hand():
     assert cont.cell_seconds == pytest.approx((6 * 5 + 15 * (3 + 2 * 2)) * DT)
 
 
-def test_update_forward_and_analog_bp_counts_by_hand():
-    from pchw.circuit_events import analog_bp_training_counts, analog_forward_counts, circuit_update_counts
+def test_sweep_update_and_backward_counts_by_hand():
+    from pchw.circuit_events import backward_sweep_counts, forward_sweep_counts, update_counts
 
     p = load_profile("analog-rram-clocked")
-    up = circuit_update_counts(TINY, p)
-    assert up.write_pulses == 21 and up.dac_conversions == {8: (3 + 2) + (3 + 3) + (2 + 3)}
-    fwd = analog_forward_counts(TINY, p)
-    assert fwd.cell_reads == 21 and fwd.dac_conversions == {8: 2 + 6} and fwd.adc_conversions == {8: 6 + 2}
-    bp = analog_bp_training_counts(TINY, p, batch_size=2)
-    assert bp.cell_reads == 2 * (21 + 15) and bp.write_pulses == 21
-    assert bp.adc_conversions == {8: 2 * (8 + 6)} and bp.dac_conversions == {8: 2 * (8 + 2 + 3) + 16}
-    with pytest.raises(ValueError, match="analog-clocked crossbars only"):
-        analog_forward_counts(TINY, load_profile("analog-rram-continuous"))
+    up = update_counts(TINY, p, batch=2)
+    assert up.write_pulses == 2 * 21 and up.dac_conversions == {8: 2 * ((3 + 2) + (3 + 3) + (2 + 3))}
+    assert update_counts(TINY, p, batch=2, write_pulses=7).write_pulses == 7
+    fwd = forward_sweep_counts(TINY, p, n_samples=2)
+    assert fwd.cell_reads == 2 * 21 and fwd.dac_conversions == {8: 2 * (2 + 6)}
+    assert fwd.adc_conversions == {8: 2 * (6 + 2)}
+    assert fwd.circuit_seconds == pytest.approx(2 * (6 + 2) * 3 * DT)  # 8 neurons held over 3 read periods
+    back = backward_sweep_counts(TINY, p, n_samples=1)
+    assert back.cell_reads == 15 and back.dac_conversions == {8: 2 + 3} and back.adc_conversions == {8: 6}
+    assert back.ops == {"int8": 2 + 6 + 3} and back.sram_write_bits == 2 * 6 * 8
+    cont = forward_sweep_counts(TINY, load_profile("analog-rram-continuous"), n_samples=1)
+    assert cont.dac_conversions == {8: 2} and cont.adc_conversions == {8: 2} and cont.cell_reads == 0
+    loihi = load_profile("neuromorphic-loihi").replace(rate_code_bits=3)
+    spikes = forward_sweep_counts(TINY, loihi, n_samples=2, synaptic_events=123.0)
+    assert spikes.synaptic_events == 123.0 and spikes.neuron_updates == 2 * 8 * 7  # 2^3 − 1 time steps
+    assert forward_sweep_counts(TINY, loihi, n_samples=1).synaptic_events == 7 * 21  # the full-scale bound

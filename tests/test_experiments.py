@@ -45,8 +45,6 @@ def test_tradeoff_points_and_figures(tmp_path):
     for p in paths:
         data = p.read_bytes()
         assert data.startswith(PNG) and len(data) > 1000
-    with pytest.raises(ValueError, match="no model on"):
-        tradeoff.run(_tradeoff("bp:analog-rram-continuous"))
 
 
 def test_hardware_sweep_moves_accuracy_and_draws_a_heat_map(tmp_path):

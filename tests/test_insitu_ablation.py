@@ -6,7 +6,7 @@ import pytest
 
 from experiments import insitu_ablation as ab
 from pchw.profiles import load_profile, profile_to_toml
-from simulators.devices import step_noise
+from simulators.noise import step_noise
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

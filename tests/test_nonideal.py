@@ -9,14 +9,13 @@ from pchw import oracle
 from pchw.profiles import load_profile
 from pchw.spec import NetworkSpec, init_weights
 from simulators import SimulationError, simulate
-from simulators.devices import (
-    analog_mvm_np,
-    program_weights,
-    quantize_weights,
-    step_noise,
-)
-from simulators.kernels import _xbar
-from simulators.reference import CircuitWeights, gradient
+from simulators.circuit import ideal_circuit
+from simulators.devices import program_weights, quantize_weights
+from simulators.kernels import xbar
+from simulators.learning import Learning
+from simulators.mvm import analog_mvm_np
+from simulators.noise import step_noise
+from simulators.reference import gradient
 
 IDEAL = load_profile("ideal")
 NOISY = IDEAL.replace(quantize_io=1, out_bound=10.0, read_noise_frac=0.02, out_noise_frac=0.04, leak_tau_s=5.0,
@@ -38,8 +37,7 @@ def _mvm_samples(profile, n_samples=4000, n_in=64, n_out=8, seed=0):
     samples = np.arange(n_samples)
     ref = analog_mvm_np(w, p, 1.0, noise, eval_index=3, slot_base=4, samples=samples)
     out = np.empty((n_samples, n_out))
-    _xbar(p, np.ascontiguousarray(w.T), out, True, np.empty_like(p), np.empty(n_samples), 1.0, noise.as_array(),
-          noise.seed, 3, 4, samples)
+    xbar(p, np.ascontiguousarray(w.T), out, True, np.empty_like(p), np.empty(n_samples), 1.0, noise, 3, 4, samples)
     exact = p @ w.T
     return ref, out, exact, p
 
@@ -122,13 +120,13 @@ def test_ktc_noise_accumulates_as_a_random_walk():
 @pytest.mark.parametrize("free", [True, False])
 def test_numba_equals_numpy_with_every_noise_on(method, free):
     spec, weights, x, y = _net()
-    kw = dict(profile=NOISY, n_steps=25, ff_steps=5, method=method, seed=7, record=("free_energy",))
+    kw = dict(profile=NOISY, n_steps=25, init="cascade", ff_steps=5, method=method, seed=7, record=("free_energy",))
     target = None if free else y
     ref = simulate(spec, weights, x, target, backend="numpy", **kw)
     fast = simulate(spec, weights, x, target, backend="numba", **kw)
     np.testing.assert_allclose(fast.z, ref.z, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(fast.free_energy_trace, ref.free_energy_trace, rtol=1e-9, atol=1e-12)
-    ideal = simulate(spec, weights, x, target, profile=IDEAL, n_steps=25, ff_steps=5, method=method)
+    ideal = simulate(spec, weights, x, target, profile=IDEAL, n_steps=25, init="cascade", ff_steps=5, method=method)
     assert np.abs(fast.z - ideal.z).max() > 1e-3  # the noise did something
 
 
@@ -166,7 +164,7 @@ def test_activation_mismatch_gains():
 @pytest.mark.parametrize("free", [True, False])
 def test_single_sample_kernel_with_noise_equals_numpy(method, free):
     spec, weights, x, y = _net(batch=3)
-    kw = dict(profile=NOISY, n_steps=20, ff_steps=4, method=method, seed=3, record=("free_energy",))
+    kw = dict(profile=NOISY, n_steps=20, init="cascade", ff_steps=4, method=method, seed=3, record=("free_energy",))
     ref = simulate(spec, weights, x, None if free else y, backend="numpy", **kw)
     for b in range(3):
         one = simulate(spec, weights, x[b : b + 1], None if free else y[b : b + 1], backend="numba",
@@ -181,7 +179,7 @@ def test_single_sample_kernel_with_noise_equals_numpy(method, free):
 @pytest.mark.parametrize("batch", [1, 4])
 def test_update_window_numba_equals_numpy_with_noise_on(method, free, batch):
     spec, weights, x, y = _net(batch=batch)
-    kw = dict(profile=NOISY, n_steps=20, ff_steps=5, method=method, seed=7, update_window=8)
+    kw = dict(profile=NOISY, n_steps=20, init="cascade", ff_steps=5, method=method, seed=7, update_window=8)
     target = None if free else y
     ref = simulate(spec, weights, x, target, backend="numpy", **kw)
     fast = simulate(spec, weights, x, target, backend="numba", **kw)
@@ -197,10 +195,10 @@ def test_update_window_numba_equals_numpy_with_noise_on(method, free, batch):
 def test_window_means_are_the_means_over_the_recorded_states(backend):
     spec, weights, x, y = _net(batch=3)
     n_steps, window, ff = 15, 6, 4
-    r = simulate(spec, weights, x, y, profile="ideal", n_steps=n_steps, ff_steps=ff, update_window=window,
-                 record=("activities",), backend=backend)
+    r = simulate(spec, weights, x, y, profile="ideal", n_steps=n_steps, init="cascade", ff_steps=ff,
+                 update_window=window, record=("activities",), backend=backend)
     states = r.activity_trace[ff + n_steps - window: ff + n_steps]  # the states each window step starts from
-    cw = CircuitWeights(spec, weights)
+    cw = ideal_circuit(spec, weights)
     mu1 = weights[0] @ x.T
     eps_sum = [0.0] * spec.depth
     for z in states:
@@ -217,8 +215,9 @@ def test_averaging_shrinks_the_noise_as_one_over_root_w():
     """States held still (dt/τ tiny): the window mean of W independent noisy reads has σ/√W."""
     spec, weights, x, y = _net(batch=400, width=16)
     profile = IDEAL.replace(out_noise_frac=0.05)
-    kw = dict(profile=profile, dt_s=1e-12, tau_s=1.0, seed=3)
-    exact = simulate(spec, weights, x, y, profile="ideal", n_steps=1, dt_s=1e-12, tau_s=1.0, update_window=1)
+    kw = dict(profile=profile, dt_s=1e-12, tau_s=1.0, seed=3, init="feedforward")
+    exact = simulate(spec, weights, x, y, profile="ideal", n_steps=1, dt_s=1e-12, tau_s=1.0, update_window=1,
+                     init="feedforward")
     spreads = {}
     for window in (1, 16):
         r = simulate(spec, weights, x, y, n_steps=window, update_window=window, **kw)
@@ -242,7 +241,7 @@ def test_update_window_accumulators_are_counted():
     (dict(update_window=11), "update_window=11 must be an integer in 0..n_steps"),
     (dict(update_window=-1), "update_window=-1"),
     (dict(update_window=True), "update_window=True"),
-    (dict(update_window=2, backend="brian2"), "update_window needs backend numba or numpy"),
+    (dict(update_window=2, backend="brian2"), "update_window needs a backend that accumulates it"),
 ])
 def test_bad_update_windows_are_refused(kwargs, match):
     spec, weights, x, y = _net()
@@ -257,7 +256,8 @@ def test_exact_device_learning_is_gradient_descent_on_the_free_energy(backend):
     spec, weights, x, y = _net(batch=5)
     w_max = np.full(spec.depth, 50.0)  # far from the bounds
     lr = [0.1, 0.2, 0.3, 0.4, 0.5]
-    r = simulate(spec, weights, x, y, profile="ideal", n_steps=12, w_max=w_max, learn=True, lr=lr, backend=backend)
+    r = simulate(spec, weights, x, y, profile="ideal", n_steps=12, w_max=w_max, learn=Learning(lr=tuple(lr)),
+                 backend=backend)
     grads = oracle.weight_grad(spec, weights, x, y, list(r.z))
     for w, new, g, eta in zip(weights, r.weights, grads, lr, strict=True):
         np.testing.assert_allclose(new - w, -eta * g, rtol=1e-9, atol=1e-15)
@@ -273,7 +273,7 @@ def test_learning_with_an_update_window_uses_the_window_means():
     spec, weights, x, y = _net(batch=3)
     kw = dict(profile=NOISY.replace(prog_noise_frac=0.0, weight_bits=0), n_steps=16, update_window=6, seed=2,
               w_max=np.full(spec.depth, 40.0))
-    r = simulate(spec, weights, x, y, learn=True, lr=0.05, **kw)
+    r = simulate(spec, weights, x, y, learn=Learning(lr=0.05), **kw)
     a = spec.scalings()
     pre = [x] + r.mean_activations
     for l, (w, new) in enumerate(zip(weights, r.weights, strict=True)):
@@ -284,10 +284,10 @@ def test_pulsed_learning_counts_its_pulses():
     spec, weights, x, y = _net(batch=4)
     device = IDEAL.replace(dw_min_frac=0.01, up_down_asym=0.2, soft_bounds=1, c2c_frac=0.3, d2d_frac=0.2)
     w_max = np.array([2 * np.abs(w).max() for w in weights])
-    r = simulate(spec, weights, x, y, profile=device, n_steps=10, w_max=w_max, learn=True, lr=0.5, seed=1)
-    again = simulate(spec, weights, x, y, profile=device, n_steps=10, w_max=w_max, learn=True, lr=0.5, seed=1)
-    other = simulate(spec, weights, x, y, profile=device, n_steps=10, w_max=w_max, learn=True, lr=0.5, seed=1,
-                     update_index=1)
+    r = simulate(spec, weights, x, y, profile=device, n_steps=10, w_max=w_max, learn=Learning(lr=0.5), seed=1)
+    again = simulate(spec, weights, x, y, profile=device, n_steps=10, w_max=w_max, learn=Learning(lr=0.5), seed=1)
+    other = simulate(spec, weights, x, y, profile=device, n_steps=10, w_max=w_max, seed=1,
+                     learn=Learning(lr=0.5, update_index=1))
     assert r.write_pulses > 0 and r.counts.write_pulses == r.write_pulses
     assert all(np.array_equal(p, q) for p, q in zip(r.weights, again.weights))
     assert not all(np.array_equal(p, q) for p, q in zip(r.weights, other.weights))  # fresh pulse draws
@@ -307,19 +307,19 @@ def test_reference_conductances_offset_the_read():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(learn=True, lr=0.1), "learn=True updates device states: give w_max"),
-    (dict(learn=True, w_max=np.ones(5)), "lr=None must be one finite rate"),
-    (dict(learn=True, w_max=np.ones(5), lr=[0.1, 0.2]), "must be one finite rate >= 0 or 5 of them"),
-    (dict(learn=True, w_max=np.ones(5), lr=-1.0), "lr=-1.0"),
+    (dict(learn=Learning(lr=0.1)), "learn needs targets y .* and w_max"),
+    (dict(learn=Learning(lr=None), w_max=np.ones(5)), "lr=None must be one finite rate"),
+    (dict(learn=Learning(lr=(0.1, 0.2)), w_max=np.ones(5)), "must be one finite rate >= 0 or 5 of them"),
+    (dict(learn=Learning(lr=-1.0), w_max=np.ones(5)), "lr=-1.0"),
     (dict(reference=np.zeros(5)), "reference needs w_max"),
     (dict(reference=np.zeros(3), w_max=np.ones(5)), "reference must hold 5 finite conductances"),
     (dict(w_max=np.ones(3)), "w_max must hold 5 finite full scales > 0"),
     (dict(w_max=2.0), "w_max must hold 5"),
     (dict(w_max=np.zeros(5)), "w_max must hold 5"),
-    (dict(learn=True, w_max=np.ones(5), lr=np.ones((5, 1))), "must be one finite rate >= 0 or 5 of them"),
-    (dict(learn=True, w_max=np.ones(5), lr="x"), "lr='x'"),
-    (dict(learn=True, w_max=np.ones(5), lr=0.1, update_index=1.5), "update_index=1.5 must be an integer >= 0"),
-    (dict(learn=True, w_max=np.ones(5), lr=0.1, spiking=object()), "learn=True with spiking errors"),
+    (dict(learn=Learning(lr=np.ones((5, 1))), w_max=np.ones(5)), "must be one finite rate >= 0 or 5 of them"),
+    (dict(learn=Learning(lr="x"), w_max=np.ones(5)), "lr='x'"),
+    (dict(learn=Learning(lr=0.1, update_index=1.5), w_max=np.ones(5)), "update_index=1.5 must be an integer >= 0"),
+    (dict(learn=Learning(lr=0.1), w_max=np.ones(5), spiking=object()), "learning with spiking errors"),
     (dict(reference=np.ones(5), w_max=np.ones(5), profile="neuromorphic-loihi"), "not on a neuromorphic profile"),
 ])
 def test_bad_learning_requests_are_refused(kwargs, match):
@@ -327,5 +327,5 @@ def test_bad_learning_requests_are_refused(kwargs, match):
     with pytest.raises(SimulationError, match=match):
         simulate(spec, weights, x, y, n_steps=4, **kwargs)
     if kwargs.get("learn"):
-        with pytest.raises(SimulationError, match="learn=True needs targets y"):
+        with pytest.raises(SimulationError, match="learn needs targets y"):
             simulate(spec, weights, x, None, n_steps=4, **kwargs)

@@ -44,7 +44,8 @@ def test_ideal_circuit_equals_torch_reference_inference(act, skip):
 def test_numba_batched_and_single_equal_numpy(act, method, free):
     spec, weights, x, y = _net(act, batch=5)
     target = None if free else y
-    kw = dict(profile="ideal", n_steps=30, method=method, record=("free_energy", "activities"))
+    kw = dict(profile="ideal", n_steps=30, method=method, record=("free_energy", "activities"),
+              init="zero" if free else "sweep")  # a free output at the sweep would not move
     ref = simulate(spec, weights, x, target, backend="numpy", **kw)
     fast = simulate(spec, weights, x, target, backend="numba", **kw)
     np.testing.assert_allclose(fast.z, ref.z, rtol=1e-10, atol=1e-13)
@@ -112,7 +113,7 @@ def test_same_seed_same_result_and_time_accounting():
     a = simulate(spec, weights, x, y, profile="analog-rram-clocked", n_steps=10, seed=3)
     b = simulate(spec, weights, x, y, profile="analog-rram-clocked", n_steps=10, seed=3)
     assert np.array_equal(a.z, b.z) and a.energy.total_j == b.energy.total_j
-    assert a.circuit_time_s == pytest.approx(10 * 5e-9)
+    assert a.circuit_time_s == pytest.approx((10 + spec.n_hidden + 1) * 5e-9)  # the sweep: one read per layer
     assert a.energy.total_j > 0
 
 
@@ -145,18 +146,18 @@ def test_wrong_shapes_are_refused():
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
-def test_forward_phase_computes_the_feedforward_pass(backend):
+def test_emulated_forward_cascade_computes_the_feedforward_pass(backend):
     spec, weights, x, _ = _net("relu", depth=7, batch=3)
     _, out = oracle.feedforward(spec, weights, x)
     # h = 1: each step passes the signal one layer on, exact after H + 1 steps
-    exact = simulate(spec, weights, x, profile="ideal", n_steps=0, ff_steps=spec.n_hidden + 1, dt_s=1.0,
+    exact = simulate(spec, weights, x, profile="ideal", n_steps=0, init="cascade", ff_steps=spec.n_hidden + 1, dt_s=1.0,
                      tau_s=1.0, backend=backend)
     np.testing.assert_allclose(exact.output, out, rtol=1e-12, atol=1e-12)
     assert exact.max_grad < 1e-12
-    short = simulate(spec, weights, x, profile="ideal", n_steps=0, ff_steps=spec.n_hidden, dt_s=1.0, tau_s=1.0,
-                     backend=backend)
+    short = simulate(spec, weights, x, profile="ideal", n_steps=0, init="cascade", ff_steps=spec.n_hidden, dt_s=1.0,
+                     tau_s=1.0, backend=backend)
     assert np.abs(short.output - out).max() > 1e-3  # one step short: the output has not been reached
-    lagged = simulate(spec, weights, x, profile="ideal", n_steps=0, ff_steps=400, dt_s=0.1, tau_s=1.0,
+    lagged = simulate(spec, weights, x, profile="ideal", n_steps=0, init="cascade", ff_steps=400, dt_s=0.1, tau_s=1.0,
                       backend=backend, record=("free_energy",))
     np.testing.assert_allclose(lagged.output, out, rtol=1e-7, atol=1e-9)
     assert lagged.free_energy_trace.shape == (401, 3)
@@ -164,7 +165,7 @@ def test_forward_phase_computes_the_feedforward_pass(backend):
 
 def test_forward_then_pc_phase_traces_join():
     spec, weights, x, y = _net(batch=2)
-    r = simulate(spec, weights, x, y, profile="ideal", init="zero", ff_steps=5, n_steps=7,
+    r = simulate(spec, weights, x, y, profile="ideal", init="cascade", ff_steps=5, n_steps=7,
                  record=("free_energy", "activities"))
     assert r.free_energy_trace.shape == (13, 2) and r.activity_trace.shape[0] == 13
     assert r.circuit_time_s == pytest.approx(12 * 0.1)

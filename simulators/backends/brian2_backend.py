@@ -60,7 +60,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .reference import CircuitWeights
+from ..circuit import Circuit
+from ..contracts import Method, PhaseTrace
+from ..errors import SimulationError
 
 __all__ = [
     "Brian2Unavailable",
@@ -164,7 +166,7 @@ def _connect(b2, pre_group, post_group, model: str, pre, post, w=None, a=None, n
     return syn
 
 
-def _wiring(cw: CircuitWeights, batch: int):
+def _wiring(cw: Circuit, batch: int):
     """Index arrays (pre, post, w) of each crossbar and wire for the (H, B, N) layout."""
     spec = cw.spec
     n, hidden, d, dy = spec.width, spec.n_hidden, spec.input_dim, spec.output_dim
@@ -211,10 +213,10 @@ def _check_state(cw, x, y, z, zout):
             raise ValueError(f"{name} has shape {np.shape(arr)}, expected {want[name]}")
 
 
-def integrate_brian2(cw: CircuitWeights, x, y, z, zout, *, h: float, n_steps: int, method: str, free_output: bool,
+def integrate_brian2(cw: Circuit, x, y, z, zout, *, h: float, n_steps: int, method: str, free_output: bool,
                      feedback: bool = True, record_energy: bool = False, record_states: bool = False,
                      target: str | None = None):
-    """:func:`simulators.reference.integrate` run as a Brian2 network of rate neurons.
+    """The reference stepper (:func:`simulators.reference.integrate`) run as a Brian2 network of rate neurons.
 
     Same arguments, shapes and returns: (z (H, B, N), zout (B, d_y), energy trace (n_steps + 1, B)
     or None, state trace (n_steps + 1, H, B, N) or None). ``target``: ``cython`` or ``numpy``
@@ -390,7 +392,7 @@ class SpikeCoding:
         return max(1, math.ceil(self.budget - 1e-9))
 
 
-def integrate_spiking(cw: CircuitWeights, x, y, z, zout, *, h: float, n_steps: int, free_output: bool,
+def integrate_spiking(cw: Circuit, x, y, z, zout, *, h: float, n_steps: int, free_output: bool,
                       coding: SpikeCoding, seed: int, record_energy: bool = False, target: str | None = None):
     """Euler PC inference with rate-coded spiking error messages, run in Brian2.
 
@@ -557,3 +559,39 @@ def spiking_event_counts(counts: dict, *, include_forward: bool = True):
 
     syn = counts["synaptic_events"] + (counts["forward_events"] if include_forward else 0)
     return EventCounts(synaptic_events=float(syn), neuron_updates=float(counts["neuron_updates"]))
+
+
+class Brian2Backend:
+    """The registry entry: ideal circuits only (the non-idealities live in the numba and numpy
+    steppers); with ``spiking`` (a :class:`SpikeCoding`) the PC phase's errors travel as spikes
+    and the phase's events come from Brian2's own counters."""
+
+    name = "brian2"
+    supports_noise = False
+    supports_window = False
+
+    def __init__(self, spiking: SpikeCoding | None = None, target: str | None = None):
+        if spiking is not None and not isinstance(spiking, SpikeCoding):
+            raise SimulationError("spiking must be a SpikeCoding")
+        if target is not None and target not in TARGETS:
+            raise SimulationError(f"target={target!r} is not one of: {', '.join(TARGETS)}")
+        self.spiking, self.target = spiking, target
+
+    def integrate(self, circuit, state, drive, phase, *, record, window):
+        t0_build = brian2_target()[1]
+        counts = None
+        if self.spiking is not None and phase.feedback:
+            if phase.method is not Method.EULER:
+                raise SimulationError("spiking mode needs method=euler")
+            z, zout, e_trace, spikes = integrate_spiking(
+                circuit, drive.x, drive.y, state.z, state.zout, h=phase.h, n_steps=phase.n_steps,
+                free_output=phase.free_output, coding=self.spiking, seed=circuit.seed,
+                record_energy=record.free_energy, target=self.target)
+            s_trace, counts = None, spiking_event_counts(spikes, include_forward=True)
+        else:
+            z, zout, e_trace, s_trace = integrate_brian2(
+                circuit, drive.x, drive.y, state.z, state.zout, h=phase.h, n_steps=phase.n_steps,
+                method=phase.method.value, free_output=phase.free_output, feedback=phase.feedback,
+                record_energy=record.free_energy, record_states=record.activities, target=self.target)
+        state.z[...], state.zout[...] = z, zout
+        return PhaseTrace(free_energy=e_trace, activities=s_trace, compile_s=t0_build, counts=counts)
