@@ -109,28 +109,30 @@ def main() -> None:
 @click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--on", "on_profile", default=None,
-              help="Train in situ on this circuit profile (preset or TOML): the crossbars learn in place.")
-@click.option("--hidden-lr-mult", type=float, default=100.0, show_default=True,
-              help="With --on: extra SGD-rate factor of the input and hidden crossbars.")
+              help="Train in situ on this circuit profile (preset or TOML): the crossbars learn in place "
+                   "(mupc/sp: predictive coding; bp: analog SGD through the same arrays). The recipe options "
+                   "below default to the profile's recipe (see the README).")
+@click.option("--hidden-lr-mult", type=float, default=None,
+              help="With --on: extra SGD-rate factor of the input and hidden crossbars (recipe default).")
 @click.option("--circuit-h", type=float, default=None,
-              help="With --on: dt/τ of the circuit's relaxation (default: the profile's; 0.03 keeps deep "
-                   "in-situ training stable).")
-@click.option("--update-window", type=int, default=0, show_default=True,
+              help="With --on: dt/τ of the circuit's relaxation (default: the recipe's, else the profile's).")
+@click.option("--update-window", type=int, default=None,
               help="With --on: average the errors and activations of the update over the last this many of "
                    "the --n-steps (lifts the learning signal out of per-step MVM noise; 0 = final values).")
-@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
-              help="With --on: the SGD rate over the run (cosine decays it to 0).")
-@click.option("--zero-shift", is_flag=True,
-              help="With --on: read each weight against a reference at its device's symmetry point.")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default=None,
+              help="With --on: the SGD rate over the run (cosine decays it to 0; recipe default).")
+@click.option("--zero-shift/--no-zero-shift", default=None,
+              help="With --on: read each weight against a reference at its device's symmetry point (recipe default).")
 @click.option("--backend", type=click.Choice(["numba", "numpy", "torch"]), default="numba", show_default=True,
               help="With --on: the circuit backend (torch runs on --device, e.g. cuda).")
 def train(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, activity_lr, param_lr,
           batch_size, seed, test_every, device, dtype, n_train, n_test, out_dir, resume, quiet, on_profile,
           hidden_lr_mult, circuit_h, update_window, zero_shift, lr_schedule, backend) -> None:
     """Train a μPC / SP / backprop network (in software, or in situ with --on) and print its accuracy."""
-    if on_profile is None and (update_window or zero_shift or circuit_h is not None or lr_schedule != "constant"):
-        raise click.UsageError("--update-window, --zero-shift, --lr-schedule and --circuit-h train in situ: "
-                               "give --on PROFILE")
+    recipe = (hidden_lr_mult, circuit_h, update_window, zero_shift, lr_schedule)
+    if on_profile is None and any(v is not None for v in recipe):
+        raise click.UsageError("--hidden-lr-mult, --update-window, --zero-shift, --lr-schedule and --circuit-h "
+                               "train in situ: give --on PROFILE")
     if on_profile is not None:
         _train_insitu(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, param_lr, batch_size,
                       seed, test_every, n_train, n_test, out_dir, resume, quiet, on_profile, hidden_lr_mult, circuit_h,
@@ -161,20 +163,22 @@ def _train_insitu(model, dataset, depth, width, act, no_skip, iters, epochs, n_s
                   update_window, zero_shift, lr_schedule, backend, device) -> None:
     from simulators.insitu import InsituConfig, train_insitu
 
-    if model == "bp":
-        raise click.UsageError("--on trains predictive coding in situ; backprop has no local circuit (use mupc or sp)")
     config = InsituConfig(
-        profile=on_profile, dataset=dataset, depth=depth, width=width, act=act, skip=not no_skip,
-        param="sp" if model == "sp" else "mupc", iters=iters, epochs=epochs,
-        n_steps=20 if n_steps is None else n_steps, param_lr=0.03 if param_lr is None else param_lr,
-        hidden_lr_mult=hidden_lr_mult, h=circuit_h, update_window=update_window, zero_shift=zero_shift,
-        lr_schedule=lr_schedule,
+        profile=on_profile, algorithm="bp" if model == "bp" else "pc", dataset=dataset, depth=depth, width=width,
+        act=act, skip=not no_skip, param="sp" if model == "sp" else "mupc", iters=iters, epochs=epochs,
+        n_steps=n_steps, param_lr=param_lr, hidden_lr_mult=hidden_lr_mult, h=circuit_h, update_window=update_window,
+        zero_shift=zero_shift, lr_schedule=lr_schedule,
         batch_size=batch_size, seed=seed, test_every=test_every,
         n_train=n_train, n_test=n_test, backend=backend, device=None if device == "auto" else device,
     )
     r = train_insitu(config, out_dir=out_dir, resume=resume, show_progress=not quiet)
-    click.echo(f"in situ on {on_profile}: {model} depth={depth} width={width} {dataset}: test accuracy "
-               f"{100 * r.test_acc:.2f}% after {r.iterations} iterations ({r.wall_s:.1f} s)")
+    c = r.config
+    recipe = f"{c.recipe}: n_steps {c.n_steps}, window {c.update_window}, " if c.algorithm == "pc" else f"{c.recipe}: "
+    click.echo(f"in situ on {on_profile}: {model} depth={depth} width={width} {dataset} ({recipe}lr {c.param_lr:g}, "
+               f"hidden ×{c.hidden_lr_mult:g}, {c.lr_schedule}, zero shift {'on' if c.zero_shift else 'off'})")
+    click.echo(f"  chip test accuracy {100 * r.test_acc:.2f}% on {r.n_test} test images after {r.iterations} "
+               f"iterations ({r.wall_s:.1f} s); {r.energy_j / r.examples:.3e} J per training example, "
+               f"{r.inference_energy_j:.3e} J per inference (measured on the trained chip)")
     click.echo(f"  energy of the whole run {r.energy_j:.3e} J ({r.write_pulses:.3g} write pulses); by component:")
     for component, joules in sorted(r.energy_components_j.items(), key=lambda kv: -kv[1]):
         if joules > 0:
@@ -187,29 +191,36 @@ def _train_insitu(model, dataset, depth, width, act, no_skip, iters, epochs, n_s
 @main.command()
 @click.option("--dataset", type=click.Choice(["mnist", "fashion-mnist", "synthetic"]), default="mnist",
               show_default=True, help="Data set of the demo.")
-@click.option("--depth", type=int, default=9, show_default=True, help="Weight matrices L of both networks.")
+@click.option("--depth", type=int, default=5, show_default=True, help="Weight matrices L of every network.")
 @click.option("--width", type=int, default=128, show_default=True, help="Hidden width N.")
-@click.option("--epochs", type=float, default=1.0, show_default=True, help="Epochs to train each network.")
+@click.option("--epochs", type=float, default=1.0, show_default=True, help="Passes over the training examples.")
+@click.option("--n-train", type=int, default=12800, show_default=True,
+              help="Training examples of every run (0: the whole training set).")
+@click.option("--n-test", type=int, default=2000, show_default=True,
+              help="Test images every in-situ accuracy is measured on (0: the whole test set).")
 @click.option("--samples", type=int, default=1000, show_default=True,
-              help="Test samples deployed through the circuit simulator per point.")
+              help="Test samples deployed through the circuit per hardware-sweep point.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Processes for the experiment points.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/demo", show_default=True,
               help="Folder of the demo report (an earlier demo there is resumed: finished points are kept).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def demo(dataset, depth, width, epochs, samples, workers, out_dir, quiet) -> None:
-    """Train μPC and its backprop twin, price them on every hardware preset, sweep the analog circuit,
-    and write one report."""
+def demo(dataset, depth, width, epochs, n_train, n_test, samples, workers, out_dir, quiet) -> None:
+    """Train PC and backprop on every hardware preset (in situ on circuits, in software on digital chips),
+    sweep the analog circuit, and write one report."""
     from experiments.demo import run_demo
 
-    result = run_demo(out_dir, dataset=dataset, depth=depth, width=width, epochs=epochs, samples=samples,
-                      workers=workers, show_progress=not quiet)
+    result = run_demo(out_dir, dataset=dataset, depth=depth, width=width, epochs=epochs, n_train=n_train or None,
+                      n_test=n_test or None, samples=samples, workers=workers, show_progress=not quiet)
     rows = [r for r in result.tradeoff.rows if r.get("status") == "ok"]
-    click.echo(f"\n{dataset}, depth {depth}, width {width}, {epochs:g} epoch(s): accuracy and joules per example")
-    click.echo(f"  {'algorithm · profile':<34} {'test acc':>9} {'J/train ex.':>12} {'J/inference':>12}  dominant")
+    click.echo(f"\n{dataset}, depth {depth}, width {width}, {epochs:g} pass(es) over {n_train or 'all'} training "
+               "examples: measured accuracy (95% interval, test images) and joules")
+    click.echo(f"  {'algorithm · profile':<32} {'test acc':>8} {'95% interval':>15} {'n':>6} {'J/train ex.':>11} "
+               f"{'J/inference':>11}  dominant")
     for r in rows:
         label = f"{str(r['algorithm']).upper()} · {r['profile']}"
-        click.echo(f"  {label:<34} {100 * float(r['test_acc']):8.2f}% {float(r['train_energy_j']):12.3e} "
-                   f"{float(r['inference_energy_j']):12.3e}  {r['train_dominant']}")
+        ci = f"{100 * float(r['test_acc_ci_low']):.1f}–{100 * float(r['test_acc_ci_high']):.1f}%"
+        click.echo(f"  {label:<32} {100 * float(r['test_acc']):7.2f}% {ci:>15} {int(float(r['n_test'])):>6} "
+                   f"{float(r['train_energy_j']):11.3e} {float(r['inference_energy_j']):11.3e}  {r['train_dominant']}")
     failed = result.tradeoff.n_failed + result.sweep.n_failed
     if failed:
         click.echo(f"  {failed} point(s) failed: see {result.out_dir}/*/errors/")

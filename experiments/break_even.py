@@ -1,14 +1,13 @@
-"""break-even: the analog price at which PC on analog hardware costs what backprop on a GPU costs.
+"""break-even: the analog price at which PC trained on analog hardware costs what backprop costs.
 
 One point is one price ("knob") of the analog profile: the energy of one crossbar cell read
-(an analog MAC, ``e_cell_read_j``), of one ADC conversion (``e_adc_j``) or of one DAC conversion
-(``e_dac_j``). μPC and its Depth-μP backprop twin are trained once in software (cached, see
-:mod:`experiments.trained`); backprop's training example is priced on the reference profile
-(``gpu-bf16`` by default) and μPC's on the analog profile (:func:`experiments.energy.energy_rows`
-on a few real test samples).
-
-Every price enters the energy linearly (:func:`pchw.events.price`), so with the other prices held
-fixed PC's joules per training example are
+(an analog MAC, ``e_cell_read_j``), of one ADC conversion (``e_adc_j``), of one DAC conversion
+(``e_dac_j``), and the other circuit prices. It starts from two **measured** training runs
+(:mod:`experiments.measured`): μPC trained in situ on the analog profile (its default recipe) and
+backprop on the reference profile (``gpu-bf16`` by default: software training; or a circuit
+profile: in-situ analog SGD). Their events per training example are the runs' own ledgers, so
+re-pricing them is exact: every price enters the energy linearly (:func:`pchw.events.price`),
+and with the other prices held fixed PC's joules per training example are
 
     E_pc(k) = E_rest + k · n_k,
 
@@ -20,8 +19,8 @@ E_rest the energy with the knob priced at zero and n_k the events the knob price
 and the row re-prices PC at k* (``check_pc_energy_at_break_even_j``) to confirm it equals E_bp.
 If E_rest ≥ E_bp the knob alone cannot bring PC down to backprop (k* would be negative): k* is
 NaN and ``note`` says so; likewise when the knob prices no event of PC training (n_k = 0).
-"Equal accuracy" is judged, not tuned: both networks' software test accuracies and their gap are
-in the row.
+"Equal accuracy" is judged, not tuned: both runs' measured accuracies, their test-image counts
+and their gap are in the row.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 NAME = "break-even"
-TITLE = "Break-even: analog prices at which PC on analog hardware matches backprop on a GPU"
+TITLE = "Break-even: analog prices at which PC trained in situ matches backprop"
 # knob (profile field) → the energy component it prices (pchw.events.price)
 KNOBS = {
     "e_cell_read_j": "crossbar_read",
@@ -55,70 +54,53 @@ class Config:
             also ``e_neuron_update_j``, ``e_write_pulse_j``, ``p_static_w``).
         dataset: ``mnist``, ``fashion-mnist`` or ``synthetic``.
         depth, width: the network (weight matrices L, hidden width N), the same for PC and BP.
-        epochs: software training epochs of both networks.
+        epochs: training epochs of both runs; n_train, n_test: their data (None: all).
         batch_size: samples per weight update (an update's cost is shared by the batch).
-        profile: analog profile PC runs on (preset name or TOML path).
-        reference: profile backprop runs on (preset name or TOML path).
-        samples: real test samples whose simulated runs give the circuit's event counts.
+        profile: analog profile PC trains on in situ (preset name or TOML path).
+        reference: profile backprop trains on (software on a digital one, in situ on a circuit).
         seed: training seed.
     """
 
     knob: str = "e_cell_read_j"
     dataset: str = "mnist"
-    depth: int = 9
+    depth: int = 5
     width: int = 128
     epochs: float = 1.0
+    n_train: int | None = None
+    n_test: int | None = None
     batch_size: int = 64
     profile: str = "analog-rram-clocked"
     reference: str = "gpu-bf16"
-    samples: int = 8
     seed: int = 0
 
 
 GRID = {"knob": ["e_cell_read_j", "e_adc_j", "e_dac_j"]}
 
 
-def _train_report(spec, weights, profile, algorithm: str, x, y, batch_size: int):
-    from experiments.energy import energy_rows
-
-    rows = {(r.algorithm, r.phase): r for r in energy_rows(spec, weights, [profile], x=x, y=y,
-                                                           batch_size=batch_size)}
-    if (algorithm, "train") not in rows:
-        raise ValueError(f"{algorithm} has no training model on {profile.name} ({profile.substrate.value})")
-    return rows[(algorithm, "train")].report
-
-
 def run(config: Config) -> dict:
-    """The knob's break-even value, the energies it balances and both accuracies."""
-    from experiments.trained import get_trained
-    from pchw.data import load_dataset
+    """The knob's break-even value, the measured energies it balances and both accuracies."""
+    from experiments.measured import measure
+    from pchw.events import price
     from pchw.profiles import load_profile
 
     if config.knob not in KNOBS:
         raise ValueError(f"knob={config.knob!r} is not one of: {', '.join(KNOBS)}")
-    analog, reference = load_profile(config.profile), load_profile(config.reference)
+    analog = load_profile(config.profile)
     if not analog.is_circuit:
         raise ValueError(f"profile {analog.name} is digital; break-even solves for a circuit's price")
     shape = dict(dataset=config.dataset, depth=config.depth, width=config.width, epochs=config.epochs,
-                 seed=config.seed)
-    pc_net, bp_net = get_trained(model="mupc", **shape), get_trained(model="bp", **shape)
-    data = load_dataset(config.dataset)
-    n = config.samples
-    x = data.x_test[:n].astype(np.float64)
-    y = data.one_hot(data.y_test[:n]).astype(np.float64)
+                 n_train=config.n_train, n_test=config.n_test, batch_size=config.batch_size, seed=config.seed)
+    pc, bp = measure("pc", config.profile, **shape), measure("bp", config.reference, **shape)
 
     def pc_at(value: float):
-        prof = analog.replace(**{config.knob: float(value)}, source="break-even re-pricing")
-        return _train_report(pc_net.spec, pc_net.weights, prof, "pc", x, y, config.batch_size)
+        return price(pc.counts_per_example, analog.replace(**{config.knob: float(value)},
+                                                           source="break-even re-pricing"))
 
     component = KNOBS[config.knob]
-    current = float(getattr(analog, config.knob))
-    e_bp_report = _train_report(bp_net.spec, bp_net.weights, reference, "bp", x, y, config.batch_size)
+    e_bp_report, now = bp.train_report(), pc.train_report()
     e_bp = e_bp_report.total_j
-    now = _train_report(pc_net.spec, pc_net.weights, analog, "pc", x, y, config.batch_size)
     e_rest = pc_at(0.0).total_j
     count = pc_at(1.0).components_j.get(component, 0.0)  # events per example priced by the knob (at 1 J each)
-
     note = ""
     if count <= 0:
         k_star = math.nan
@@ -126,29 +108,22 @@ def run(config: Config) -> dict:
     elif e_rest > e_bp:
         k_star = math.nan
         note = (f"with {config.knob} = 0 PC still costs {e_rest:.3g} J/example > BP's {e_bp:.3g} J on "
-                f"{reference.name}: no value of {config.knob} alone breaks even")
+                f"{bp.profile.name}: no value of {config.knob} alone breaks even")
     else:
         k_star = (e_bp - e_rest) / count
-    check = pc_at(k_star).total_j if math.isfinite(k_star) else math.nan
+    current = float(getattr(analog, config.knob))
     return {
-        "knob": config.knob,
-        "analog_profile": analog.name,
-        "reference_profile": reference.name,
-        "knob_current_j": current,
-        "break_even_j": k_star,
+        "knob": config.knob, "analog_profile": analog.name, "reference_profile": bp.profile.name,
+        "knob_current_j": current, "break_even_j": k_star,
         "current_over_break_even": current / k_star if math.isfinite(k_star) and k_star > 0 else math.nan,
-        "knob_events_per_example": count,
-        "bp_train_energy_j": e_bp,
-        "pc_train_energy_j": now.total_j,
-        "pc_over_bp_energy": now.total_j / e_bp if e_bp > 0 else math.nan,
-        "pc_rest_energy_j": e_rest,
+        "knob_events_per_example": count, "bp_train_energy_j": e_bp, "pc_train_energy_j": now.total_j,
+        "pc_over_bp_energy": now.total_j / e_bp if e_bp > 0 else math.nan, "pc_rest_energy_j": e_rest,
         "pc_knob_share": (current * count) / now.total_j if now.total_j > 0 else math.nan,
-        "check_pc_energy_at_break_even_j": check,
-        "pc_dominant": now.dominant(),
-        "bp_dominant": e_bp_report.dominant(),
-        "pc_test_acc": pc_net.test_acc,
-        "bp_test_acc": bp_net.test_acc,
-        "acc_gap_pc_minus_bp": pc_net.test_acc - bp_net.test_acc,
+        "check_pc_energy_at_break_even_j": pc_at(k_star).total_j if math.isfinite(k_star) else math.nan,
+        "pc_dominant": now.dominant(), "bp_dominant": e_bp_report.dominant(),
+        "pc_test_acc": pc.test_acc, "pc_n_test": pc.n_test, "pc_training": f"{pc.training}, {pc.recipe}",
+        "bp_test_acc": bp.test_acc, "bp_n_test": bp.n_test, "bp_training": f"{bp.training}, {bp.recipe}",
+        "acc_gap_pc_minus_bp": pc.test_acc - bp.test_acc, "pc_run": pc.run_dir, "bp_run": bp.run_dir,
         "note": note,
     }
 

@@ -33,13 +33,14 @@ class Trained:
 
 def get_trained(*, model: str, dataset: str, depth: int, width: int, epochs: float, seed: int = 0,
                 n_steps: int | None = None, activity_lr: float = 0.5, param_lr: float = 0.1,
-                iters: int | None = None) -> Trained:
+                iters: int | None = None, n_train: int | None = None) -> Trained:
     """The network trained with these settings (training it first if no cached run has it)."""
     from models.training import TrainConfig, load_trained, train
 
     config = TrainConfig(model=model, dataset=dataset, depth=depth, width=width,
                          epochs=None if iters is not None else epochs, iters=iters, n_steps=n_steps,
-                         activity_lr=activity_lr, param_lr=param_lr, seed=seed, test_every=10**9, device="cpu")
+                         activity_lr=activity_lr, param_lr=param_lr, seed=seed, test_every=10**9, device="cpu",
+                         n_train=n_train)
     key = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
     run_dir = cache_dir() / "trained" / f"{model}-{dataset}-d{depth}-w{width}-{key}"
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -215,3 +215,8 @@ def circuit_inference_counts(spec: NetworkSpec, profile: HardwareProfile, *, n_s
     counts = counts + pc_phase_counts(spec, profile, n_steps=n_steps, dt_s=dt_s, n_samples=n_samples,
                                       clamp_output=clamp_output, window_steps=window_steps)
     return counts + (EventCounts() if clamp_output else free_output_read_counts(spec, profile, n_samples=n_samples))
+
+
+def with_reference_reads(counts: EventCounts) -> EventCounts:
+    """``counts`` of MVMs on zero-shifted crossbars: every cell read also reads the reference array."""
+    return counts + EventCounts(cell_reads=counts.cell_reads, cell_seconds=counts.cell_seconds)

@@ -96,6 +96,14 @@ class EventCounts:
         """Every count multiplied by ``factor`` (e.g. 1/B for per-example figures)."""
         return EventCounts().combine(self, factor)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> EventCounts:
+        """The inverse of :meth:`to_dict` (conversion resolutions back to int keys)."""
+        d = dict(d)
+        for key in ("dac_conversions", "adc_conversions"):
+            d[key] = {int(k): v for k, v in d.get(key, {}).items()}
+        return cls(**d)
+
     def to_dict(self) -> dict:
         out = {}
         for f in fields(self):

@@ -22,11 +22,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pchw.circuit_events import forward_sweep_counts, with_reference_reads
+from pchw.events import EventCounts
 from pchw.oracle import phi
 from pchw.profiles import Substrate
 
 from .circuit import Circuit
-from .noise import MU_FIRST_EVAL, SWEEP_EVAL
+from .noise import MU_FIRST_EVAL, SWEEP_EVAL, TEST_EVALS
 from .reference import mvm
 
 
@@ -51,8 +53,10 @@ def _rate_code(p: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     return q / levels * safe, np.abs(q)
 
 
-def forward_sweep(circuit: Circuit, x: np.ndarray, samples: np.ndarray) -> Sweep:
-    """The prediction of ``circuit`` for inputs x (B, D); ``samples`` (B,) index the noise counters."""
+def forward_sweep(circuit: Circuit, x: np.ndarray, samples: np.ndarray, *,
+                  evals: tuple[int, int] = (MU_FIRST_EVAL, SWEEP_EVAL)) -> Sweep:
+    """The prediction of ``circuit`` for inputs x (B, D); ``samples`` (B,) index the noise counters and
+    ``evals`` the evaluation indices of the input crossbar's read and of the others'."""
     spec, noise = circuit.spec, circuit.noise
     spiking = circuit.profile.substrate is Substrate.NEUROMORPHIC
     rate_bits = int(circuit.profile.rate_code_bits) if spiking else 0
@@ -67,11 +71,28 @@ def forward_sweep(circuit: Circuit, x: np.ndarray, samples: np.ndarray) -> Sweep
             events += float(np.count_nonzero(p)) * w.shape[0]
         return mvm(circuit, noise, w, p, crossbar, 0, eval_index, samples)
 
-    mu_first = circuit.a_in * read(circuit.w_in, x, 0, MU_FIRST_EVAL)
+    mu_first = circuit.a_in * read(circuit.w_in, x, 0, evals[0])
     z = np.empty((spec.n_hidden, x.shape[0], spec.width))
     z[0] = mu_first
     for l in range(1, spec.n_hidden):
-        mu = circuit.a_hid * read(circuit.w_hid[l - 1], circuit.gains[l - 1] * phi(spec.act, z[l - 1]), l, SWEEP_EVAL)
+        mu = circuit.a_hid * read(circuit.w_hid[l - 1], circuit.gains[l - 1] * phi(spec.act, z[l - 1]), l, evals[1])
         z[l] = z[l - 1] + mu if spec.skip else mu
-    output = circuit.a_out * read(circuit.w_out, circuit.gains[-1] * phi(spec.act, z[-1]), spec.depth - 1, SWEEP_EVAL)
+    output = circuit.a_out * read(circuit.w_out, circuit.gains[-1] * phi(spec.act, z[-1]), spec.depth - 1, evals[1])
     return Sweep(z=z, output=output, mu_first=mu_first, synaptic_events=events)
+
+
+def predict(circuit: Circuit, x: np.ndarray, *, sample_offset: int = 0, chunk: int = 2000
+            ) -> tuple[np.ndarray, EventCounts]:
+    """A trained chip's predicted classes for test inputs x (B, D) by forward sweeps in chunks (their
+    noise drawn apart from training's), and their events."""
+    labels = np.empty(len(x), dtype=np.int64)
+    events = 0.0
+    for start in range(0, len(x), chunk):
+        xb = x[start : start + chunk]
+        sweep = forward_sweep(circuit, xb, sample_offset + start + np.arange(len(xb)), evals=TEST_EVALS)
+        labels[start : start + chunk] = np.argmax(sweep.output, axis=1)
+        events += sweep.synaptic_events
+    neuromorphic = circuit.profile.substrate is Substrate.NEUROMORPHIC
+    counts = forward_sweep_counts(circuit.spec, circuit.profile, n_samples=len(x),
+                                  synaptic_events=events if neuromorphic else None)
+    return labels, with_reference_reads(counts) if circuit.has_reference else counts

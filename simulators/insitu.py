@@ -1,44 +1,50 @@
-"""In-situ PC training on simulated hardware: the circuit relaxes, the crossbars learn in place.
+"""In-situ training on simulated hardware: PC or backprop, the crossbars learn in place.
 
-Per batch: every sample's circuit runs the physical forward sweep (each crossbar read once, inputs held)
-and ``n_steps`` of PC dynamics with the output clamped to its one-hot target (dt/τ from the
-profile, or ``h``); then each crossbar applies ΔW_ℓ = η_ℓ (a_ℓ/B) Σ_b ε_ℓ φ(z_{ℓ−1})ᵀ
-with the pulsed-update device model of :mod:`simulators.pulsed` — plain SGD, since Adam's state
-has no place on a crossbar. The per-layer rates follow μP: η_ℓ = lr / a_ℓ² (so each layer's
+Per batch, on the circuit of a profile, every sample's circuit runs the physical forward sweep
+(each crossbar read once, inputs held), then
+
+- **PC**: ``n_steps`` of PC dynamics with the output clamped to its one-hot target (dt/τ from the
+  profile, or ``h``); each crossbar applies ΔW_ℓ = η_ℓ (a_ℓ/B) Σ_b ε_ℓ φ(z_{ℓ−1})ᵀ from its error
+  neurons (at the end, or their means over the last ``update_window`` steps);
+- **BP** (analog SGD, :mod:`simulators.backprop`): the backward sweep through the transposed
+  arrays, and each crossbar applies ΔW_ℓ = −η_ℓ ∂L̄/∂W_ℓ from its deltas;
+
+both with the pulsed-update device model of :mod:`simulators.pulsed` — plain SGD, since Adam's
+state has no place on a crossbar. The per-layer rates follow μP: η_ℓ = lr / a_ℓ² (so each layer's
 function changes at the SGD rate lr), with the input and hidden layers multiplied by
-``hidden_lr_mult`` because the relaxation leaves their errors smaller than the output's, and
-``lr_schedule`` scaling all of them over the run.
+``hidden_lr_mult`` (PC's relaxation leaves their errors smaller than the output's), and
+``lr_schedule`` scaling all of them over the run. Fields left at None take the profile's default
+recipe (:mod:`simulators.recipes`), and the run folder records the resolved values.
 
-ε and φ(z) are the error neurons and activations at the end, or their means over the last
-``update_window`` steps: μPC's hidden errors are far smaller than the per-step MVM noise of an
-analog crossbar (measured: 4e-4…4e-3 RMS after 20 steps against 1e-2…7e-2 of noise), so a
+μPC's hidden errors are far smaller than the per-step MVM noise of an analog crossbar
+(measured: 4e-4…4e-3 RMS after 20 steps against 1e-2…7e-2 of noise), so on noisy arrays a
 snapshot update is noise; averaging W independent reads divides the noise by √W.
-
 ``zero_shift`` reads every weight against a reference conductance at its device's symmetry point
 (the zero-shifting technique of Kim et al., arXiv:1907.10228, 2019): soft-bounded asymmetric
-devices drift under random ± pulses to the point where up and down steps are equal,
-w* = (a/2)·w_max for the model of :mod:`simulators.pulsed`; with the reference there, that drift
-pulls weights to 0 instead of adding the same offset to every weight. The reference array doubles
-the cell reads of every MVM.
+devices drift under random ± pulses to w* = (a/2)·w_max (:mod:`simulators.pulsed`); with the
+reference there, that drift pulls weights to 0. The reference array doubles the cell reads.
 
-It shares the run folder, history, checkpoint, resume, Ctrl-C and progress machinery with the
-software loop through :mod:`pchw.runlog`, adds the energy ledger of the whole run (every
-simulated inference and every write pulse, priced by the profile) as ``energy_j`` in the
-history, and checkpoints the device states and references as ``checkpoint.npz``.
+Every evaluation measures the chip itself: the test images go through the trained arrays' forward
+sweep (noise and converters included), which gives ``test_acc`` and the measured joules per
+inference. The history adds the energy ledger of the training so far (every simulated sweep,
+relaxation, backward sweep and write pulse, priced by the profile) in total and per component;
+the checkpoint (``checkpoint.npz``) holds the device states and references, and ``--resume`` is exact.
+It shares the run folder, history, checkpoint, Ctrl-C and progress machinery with the software loop
+through :mod:`pchw.runlog`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 
 from pchw.data import Dataset, batch_indices, batches_per_epoch, load_dataset
-from pchw.events import EventCounts, price
+from pchw.events import COMPONENTS, EventCounts, price
 from pchw.oracle import feedforward
 from pchw.profiles import HardwareProfile, load_profile
 from pchw.runlog import (
@@ -53,14 +59,20 @@ from pchw.runlog import (
 from pchw.spec import NetworkSpec, init_weights
 
 from .backends import backend_names
+from .backprop import backprop_step
+from .circuit import prepare_circuit
 from .contracts import as_enum
 from .devices import program_weights
 from .errors import SimulationError
+from .forward import predict
 from .learning import Learning
+from .recipes import Algorithm, default_recipe, has_symmetry_point
 from .simulate import simulate
 
 CHECKPOINT = "checkpoint.npz"
-INSITU_COLUMNS = HISTORY_COLUMNS + ("energy_j",)
+LEDGER_COLUMNS = ("energy_j",) + tuple(f"energy_{c}_j" for c in COMPONENTS)
+INSITU_COLUMNS = HISTORY_COLUMNS + LEDGER_COLUMNS + ("inference_energy_j",)
+RECIPE_FIELDS = ("n_steps", "update_window", "zero_shift", "h", "param_lr", "hidden_lr_mult", "lr_schedule")
 
 
 class LrSchedule(StrEnum):
@@ -75,23 +87,36 @@ def lr_factor(schedule: str, iteration: int, total: int) -> float:
     return 1.0
 
 
+def _check_int(config, name: str, minimum: int) -> None:
+    value = getattr(config, name)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < minimum):
+        raise SimulationError(f"{name}={value!r} is invalid: must be an integer >= {minimum}")
+
+
+def _check_positive(config, name: str) -> None:
+    value = getattr(config, name)
+    if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                  and math.isfinite(value) and value > 0):
+        raise SimulationError(f"{name}={value!r} is invalid: must be a finite number > 0")
+
+
 @dataclass(frozen=True)
 class InsituConfig:
-    """Everything that decides an in-situ run (saved as ``config.json``).
+    """Everything that decides an in-situ run (saved as ``config.json``, recipe fields resolved).
 
     Attributes:
         profile: preset name or TOML path of the circuit (analog or neuromorphic).
+        algorithm: ``pc`` (predictive coding) or ``bp`` (backprop, analog SGD).
         dataset, depth, width, act, skip, param: the network (param ``mupc`` or ``sp``).
         iters / epochs: weight updates, or passes over the data (both None → one epoch).
-        n_steps: PC-dynamics steps per batch after the forward sweep.
+        n_steps: PC-dynamics steps per batch after the forward sweep (PC only).
         update_window: the last this many of the ``n_steps`` are averaged into the update's errors
-            and activations (0: the final values).
+            and activations (0: the final values; PC only).
         zero_shift: weights are read against a reference at each device's symmetry point (needs soft
             bounds when the devices are asymmetric; a no-op for symmetric ones).
-        h: dt/τ of the clamped relaxation (τ = dt/h); None keeps the profile's. Training grows the
-            weights and λ_max of the activity Hessian with them (~30 measured on trained nets): at the
-            presets' 0.1, device-only in-situ MNIST training collapsed to chance mid-epoch, at 0.03 it
-            stayed stable (see the closing note of the non-idealities issue).
+        h: dt/τ of the clamped relaxation (τ = dt/h); None keeps the recipe's, or the profile's.
+            Training grows the weights and λ_max of the activity Hessian with them (~30 measured on
+            trained nets), so long relaxations of deep nets may need a smaller h.
         tau_s: integrator time constant; overrides ``h`` when given.
         param_lr: SGD rate lr in μP units (η_ℓ = lr / a_ℓ²).
         hidden_lr_mult: extra factor on η_ℓ of the input and hidden crossbars.
@@ -99,12 +124,15 @@ class InsituConfig:
             noise floor falls with the rate; its run length is then fixed, resuming cannot change it).
         w_max_scale: each crossbar's conductance range is this many times its largest initial
             |w| (design choice: room for the weights to grow).
-        batch_size, seed, test_every, n_train, n_test: as in software training.
+        batch_size, seed, test_every, n_train, n_test: as in software training (``n_test`` images go
+            through the chip at every evaluation).
         backend, device: the circuit backend (:mod:`simulators.backends`) and, for torch, its device;
             they change the speed, not the result (the backends agree draw for draw).
+    Recipe fields (n_steps … lr_schedule) left at None take :func:`simulators.recipes.default_recipe`.
     """
 
     profile: str = "analog-rram-clocked"
+    algorithm: str = "pc"
     dataset: str = "mnist"
     depth: int = 5
     width: int = 128
@@ -113,14 +141,14 @@ class InsituConfig:
     param: str = "mupc"
     iters: int | None = None
     epochs: float | None = None
-    n_steps: int = 20
-    update_window: int = 0
-    zero_shift: bool = False
+    n_steps: int | None = None
+    update_window: int | None = None
+    zero_shift: bool | None = None
     h: float | None = None
     tau_s: float | None = None
-    param_lr: float = 0.03
-    hidden_lr_mult: float = 100.0
-    lr_schedule: str = "constant"
+    param_lr: float | None = None
+    hidden_lr_mult: float | None = None
+    lr_schedule: str | None = None
     w_max_scale: float = 2.0
     batch_size: int = 64
     seed: int = 0
@@ -129,32 +157,43 @@ class InsituConfig:
     n_test: int | None = None
     backend: str = "numba"
     device: str | None = None
+    recipe: str | None = None
 
     def __post_init__(self) -> None:
+        as_enum(Algorithm, self.algorithm, "algorithm")
         for name, minimum in (("depth", 2), ("width", 1), ("batch_size", 1), ("test_every", 1), ("n_steps", 0),
                               ("update_window", 0)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise SimulationError(f"{name}={value!r} is invalid: must be an integer >= {minimum}")
-        as_enum(LrSchedule, self.lr_schedule, "lr_schedule")
-        if self.update_window > self.n_steps:
+            _check_int(self, name, minimum)
+        if self.lr_schedule is not None:
+            as_enum(LrSchedule, self.lr_schedule, "lr_schedule")
+        if self.n_steps is not None and self.update_window is not None and self.update_window > self.n_steps:
             raise SimulationError(f"update_window={self.update_window} is invalid: must be <= n_steps ({self.n_steps})")
-        if not isinstance(self.zero_shift, bool):
+        if self.zero_shift is not None and not isinstance(self.zero_shift, bool):
             raise SimulationError(f"zero_shift={self.zero_shift!r} is invalid: must be true or false")
-        if self.h is not None and not (isinstance(self.h, (int, float)) and math.isfinite(self.h) and self.h > 0):
-            raise SimulationError(f"h={self.h!r} is invalid: must be a finite number > 0")
-        for name in ("param_lr", "hidden_lr_mult", "w_max_scale"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise SimulationError(f"{name}={value!r} is invalid: must be a finite number > 0")
+        for name in ("h", "tau_s", "param_lr", "hidden_lr_mult", "w_max_scale"):
+            _check_positive(self, name)
         if self.iters is not None and self.epochs is not None:
             raise SimulationError("give either iters or epochs, not both")
         if self.backend not in backend_names():
             raise SimulationError(f"backend={self.backend!r} is not one of: {', '.join(backend_names())}")
+        if self.algorithm == Algorithm.BP and (self.n_steps or self.update_window):
+            raise SimulationError("n_steps and update_window set PC's relaxation: backprop has none (algorithm=bp)")
+
+    def resolved(self, profile: HardwareProfile) -> InsituConfig:
+        """This config with every recipe field set (None → the profile's default recipe)."""
+        recipe = default_recipe(profile, self.algorithm)
+        filled = {f: getattr(recipe, f) if getattr(self, f) is None else getattr(self, f) for f in RECIPE_FIELDS}
+        if self.algorithm == Algorithm.BP:
+            filled.update(n_steps=0, update_window=0)
+        elif self.update_window is None:  # a shorter relaxation than the recipe's averages all of it at most
+            filled["update_window"] = min(recipe.update_window, filled["n_steps"])
+        changed = any(getattr(self, f) is not None and getattr(self, f) != getattr(recipe, f) for f in RECIPE_FIELDS)
+        name = self.recipe or (recipe.name + (" (modified)" if changed else ""))
+        return replace(self, **filled, recipe=name)
 
     @property
     def inference_steps(self) -> int:
-        return self.n_steps
+        return self.n_steps or 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -167,7 +206,9 @@ class InsituConfig:
 @dataclass
 class InsituResult:
     """What :func:`train_insitu` returns: the weights the network computes with (device states minus
-    the reference conductances, float64), the device states and the per-crossbar references."""
+    the reference conductances, float64), the device states and the per-crossbar references; the
+    chip's test accuracy on ``n_test`` images and measured joules per inference; the training ledger
+    (``energy_j`` over ``examples`` training examples)."""
 
     config: InsituConfig
     spec: NetworkSpec
@@ -184,6 +225,9 @@ class InsituResult:
     energy_components_j: dict
     write_pulses: float
     out_dir: Path | None
+    examples: int = 0
+    n_test: int = 0
+    inference_energy_j: float = 0.0
 
 
 def _save(path: Path, states, reference, w_max, iteration: int, wall_s: float, counts: EventCounts, config,
@@ -197,13 +241,6 @@ def _save(path: Path, states, reference, w_max, iteration: int, wall_s: float, c
             np.savez(f, w_max=w_max, reference=reference, meta=np.array(meta), **arrays)
 
     atomic_save(path, write)
-
-
-def _counts_from_dict(d: dict) -> EventCounts:
-    d = dict(d)
-    for key in ("dac_conversions", "adc_conversions"):
-        d[key] = {int(k): v for k, v in d.get(key, {}).items()}
-    return EventCounts(**d)
 
 
 def load_insitu(run_dir: str | Path) -> tuple[NetworkSpec, list[np.ndarray], InsituConfig, dict]:
@@ -225,6 +262,78 @@ def load_insitu(run_dir: str | Path) -> tuple[NetworkSpec, list[np.ndarray], Ins
     return spec, weights, InsituConfig.from_dict(meta["config"]), meta
 
 
+@dataclass
+class _Chip:
+    """The arrays being trained: device states W_ℓ + reference, their references and ranges."""
+
+    states: list[np.ndarray]
+    reference: np.ndarray
+    w_max: np.ndarray
+
+    def effective(self) -> list[np.ndarray]:
+        return [g - r for g, r in zip(self.states, self.reference)]
+
+
+def _initial_chip(spec: NetworkSpec, config: InsituConfig, profile: HardwareProfile) -> _Chip:
+    """μPC's init written with the profile's programming noise, referenced at the devices' symmetry
+    point (a/2)·w_max when zero shifting (0 for symmetric devices: nothing to shift)."""
+    initial = init_weights(spec, seed=config.seed)
+    w_max = np.array([config.w_max_scale * float(np.max(np.abs(w))) for w in initial])
+    programmed, _ = program_weights(initial, profile.replace(weight_bits=0, weight_clip_std=0.0, deploy_time_s=0.0),
+                                    seed=config.seed)
+    if config.zero_shift and not has_symmetry_point(profile) and profile.up_down_asym != 0:
+        raise SimulationError(f"zero_shift needs soft-bounded devices: {profile.name} has hard bounds and "
+                              f"up_down_asym={profile.up_down_asym}, so its devices have no symmetry point")
+    shift = 0.5 * profile.up_down_asym if config.zero_shift else 0.0
+    reference = shift * w_max
+    states = [np.clip(w + r, -m, m) for w, r, m in zip(programmed, reference, w_max)]
+    return _Chip(states=states, reference=reference, w_max=w_max)
+
+
+def _rates(spec: NetworkSpec, config: InsituConfig) -> list[float]:
+    """η_ℓ = lr / a_ℓ² (× hidden_lr_mult below the output crossbar)."""
+    a = spec.scalings()
+    return [config.param_lr / a[l] ** 2 * (config.hidden_lr_mult if l < spec.depth - 1 else 1.0)
+            for l in range(spec.depth)]
+
+
+def _chip_evaluation(spec: NetworkSpec, chip: _Chip, profile: HardwareProfile, data: Dataset, seed: int) -> dict:
+    """Test accuracy of the chip itself (the trained arrays' forward sweep, noise and converters
+    included) and the measured joules per inference."""
+    circuit = prepare_circuit(spec, chip.states, profile, dt_s=profile.dt_s, seed=seed, w_max=chip.w_max,
+                              reference=chip.reference)
+    labels, counts = predict(circuit, data.x_test.astype(np.float64))
+    return {"test_acc": float(np.mean(labels == data.y_test)),
+            "inference_energy_j": price(counts, profile).total_j / len(labels)}
+
+
+def _learning_step(config: InsituConfig, spec: NetworkSpec, profile: HardwareProfile, chip: _Chip, x, y, *,
+                   rates: list[float], tau_s: float, it: int, sample0: int,
+                   checkpoint_at: int | None) -> tuple[list[np.ndarray], EventCounts, dict]:
+    """One batch: (new device states, the step's events, the history row's train_loss/free_energy)."""
+    learning = Learning(lr=tuple(rates), update_index=it)
+    if config.algorithm == Algorithm.BP:
+        step = backprop_step(spec, chip.states, x, y, profile=profile, w_max=chip.w_max, learning=learning,
+                             seed=config.seed, sample_offset=sample0, reference=chip.reference)
+        if not math.isfinite(step.loss):
+            raise DivergenceError(it + 1, "the loss", checkpoint_at)
+        return step.weights, step.counts, {"train_loss": step.loss, "free_energy": None}
+    r = simulate(spec, chip.states, x, y, profile=profile, n_steps=config.n_steps, tau_s=tau_s, seed=config.seed,
+                 sample_offset=sample0, w_max=chip.w_max, reference=chip.reference,
+                 update_window=config.update_window, backend=config.backend, device=config.device, learn=learning)
+    free_energy = float(np.mean(r.free_energy))
+    loss = 0.5 * float(np.sum((y - feedforward(spec, chip.effective(), x)[1]) ** 2)) / x.shape[0]
+    if not (math.isfinite(free_energy) and math.isfinite(loss)):
+        raise DivergenceError(it + 1, "the free energy", checkpoint_at)
+    return r.weights, r.counts, {"train_loss": loss, "free_energy": free_energy}
+
+
+def _ledger(counts: EventCounts, profile: HardwareProfile) -> dict:
+    """The training's energy so far: total and per component (history columns)."""
+    report = price(counts, profile)
+    return {"energy_j": report.total_j} | {f"energy_{c}_j": report.components_j.get(c, 0.0) for c in COMPONENTS}
+
+
 def train_insitu(config: InsituConfig, *, data: Dataset | None = None, out_dir: str | Path | None = None,
                  resume: bool = False, show_progress: bool = False,
                  profile: HardwareProfile | None = None) -> InsituResult:
@@ -235,6 +344,7 @@ def train_insitu(config: InsituConfig, *, data: Dataset | None = None, out_dir: 
         raise SimulationError(f"--on {profile.name} is digital; in-situ training needs a circuit profile")
     if resume and out_dir is None:
         raise SimulationError("resume needs an output folder (--out)")
+    config = config.resolved(profile)
     if data is None:
         data = load_dataset(config.dataset, n_train=config.n_train, n_test=config.n_test)
     spec = NetworkSpec(input_dim=data.input_dim, width=config.width, depth=config.depth,
@@ -244,88 +354,55 @@ def train_insitu(config: InsituConfig, *, data: Dataset | None = None, out_dir: 
     if per_epoch == 0:
         raise SimulationError(f"batch_size={batch} is larger than the {len(data.x_train)} training samples")
     total = config.iters if config.iters is not None else max(1, round((config.epochs or 1.0) * per_epoch))
-    if config.tau_s is not None:
-        tau_s = config.tau_s
-    else:
-        tau_s = profile.tau_s if config.h is None else profile.dt_s / config.h
-    a = spec.scalings()
-    lrs = [config.param_lr / a[l] ** 2 * (config.hidden_lr_mult if l < spec.depth - 1 else 1.0)
-           for l in range(spec.depth)]
-    x_test = data.x_test.astype(np.float64)
+    tau_s = config.tau_s or (profile.tau_s if config.h is None else profile.dt_s / config.h)
+    rates = _rates(spec, config)
     y_train = data.one_hot(data.y_train).astype(np.float64)
-
-    # initial programming: μPC init written with the profile's programming noise
-    initial = init_weights(spec, seed=config.seed)
-    w_max = np.array([config.w_max_scale * float(np.max(np.abs(w))) for w in initial])
-    programmed, _ = program_weights(initial, profile.replace(weight_bits=0, weight_clip_std=0.0, deploy_time_s=0.0),
-                                    seed=config.seed)
-    # the symmetry point of a soft-bounded device, (a/2)·w_max (0 for a symmetric one: nothing to shift)
-    if config.zero_shift and not profile.soft_bounds and profile.up_down_asym != 0:
-        raise SimulationError(f"zero_shift needs soft-bounded devices: {profile.name} has hard bounds and "
-                              f"up_down_asym={profile.up_down_asym}, so its devices have no symmetry point")
-    shift = 0.5 * profile.up_down_asym if config.zero_shift else 0.0
-    reference = shift * w_max
-    states = [np.clip(w + r, -m, m) for w, r, m in zip(programmed, reference, w_max)]
-
-    history = History(columns=INSITU_COLUMNS)
-    counts = EventCounts()
+    chip = _initial_chip(spec, config, profile)
+    history, counts = History(columns=INSITU_COLUMNS), EventCounts()
     run = RunDir(out_dir, checkpoint_name=CHECKPOINT) if out_dir is not None else None
     start, wall_before = 0, 0.0
     if run is not None:
         # a decaying rate is a function of the run's length: its budget is fixed once started
         budget = ("iters", "epochs") if LrSchedule(config.lr_schedule) is LrSchedule.CONSTANT else ()
         run.start(config.to_dict() | {"profile_values": profile.values()}, resume=resume,
-                  may_change=budget + ("test_every",))
+                  may_change=budget + ("test_every", "backend", "device"))
         if resume:
             _, _, _, meta = load_insitu(run.path)
-            states = [np.array(g) for g in meta["device_states"]]
-            reference = np.array(meta["reference"])
+            chip = _Chip([np.array(g) for g in meta["device_states"]], np.array(meta["reference"]), chip.w_max)
             start, wall_before = int(meta["iteration"]), float(meta["wall_s"])
-            counts = _counts_from_dict(meta["counts"])
+            counts = EventCounts.from_dict(meta["counts"])
             history = run.read_history(INSITU_COLUMNS)
             history.truncate(start)
 
-    def effective() -> list[np.ndarray]:
-        return [g - r for g, r in zip(states, reference)]
-
-    def accuracy() -> float:
-        out = feedforward(spec, effective(), x_test)[1]
-        return float(np.mean(np.argmax(out, axis=1) == data.y_test))
-
     def evaluate() -> dict:
-        return {"test_acc": accuracy(), "energy_j": price(counts, profile).total_j}
+        return _chip_evaluation(spec, chip, profile, data, config.seed)
 
     def save(iteration: int, wall_s: float) -> None:
-        _save(run.checkpoint_path, states, reference, w_max, iteration, wall_s, counts, config, spec)
+        _save(run.checkpoint_path, chip.states, chip.reference, chip.w_max, iteration, wall_s, counts, config, spec)
 
     order, order_epoch = None, -1
     with TrainingLoop(history=history, run=run, total=total, start=start, wall_before=wall_before,
-                      test_every=config.test_every, save=save, desc=f"in-situ {profile.name}",
+                      test_every=config.test_every, save=save, desc=f"in-situ {config.algorithm} {profile.name}",
                       show_progress=show_progress, resumed=resume) as loop:
         for it in range(start, total):
             epoch, j = divmod(it, per_epoch)
             if epoch != order_epoch:
                 order, order_epoch = batch_indices(len(data.x_train), batch, seed=config.seed, epoch=epoch), epoch
             idx = order[j]
-            x = data.x_train[idx].astype(np.float64)
-            y = y_train[idx]
-            sample0 = (it * batch) % ((1 << 18) - batch)  # noise counters hold 18 bits of sample index
             rate = lr_factor(config.lr_schedule, it, total)
-            r = simulate(spec, states, x, y, profile=profile, n_steps=config.n_steps, tau_s=tau_s, seed=config.seed,
-                         sample_offset=sample0, w_max=w_max, reference=reference,
-                         update_window=config.update_window, backend=config.backend, device=config.device,
-                         learn=Learning(lr=tuple(rate * v for v in lrs), update_index=it))
-            free_energy = float(np.mean(r.free_energy))
-            loss = 0.5 * float(np.sum((y - feedforward(spec, effective(), x)[1]) ** 2)) / batch
-            if not (math.isfinite(free_energy) and math.isfinite(loss)):
-                raise DivergenceError(it + 1, "the free energy", loop.checkpoint_at)
-            states = r.weights
-            counts = counts + r.counts
-            loop.end_iteration(it + 1, {"train_loss": loss, "free_energy": free_energy}, evaluate)
+            chip.states, step_counts, row = _learning_step(
+                config, spec, profile, chip, data.x_train[idx].astype(np.float64), y_train[idx],
+                rates=[rate * v for v in rates], tau_s=tau_s, it=it, checkpoint_at=loop.checkpoint_at,
+                sample0=(it * batch) % ((1 << 18) - batch))  # noise counters hold 18 bits of sample index
+            counts = counts + step_counts
+            loop.end_iteration(it + 1, row | _ledger(counts, profile), evaluate)
     report = price(counts, profile)
-    acc = history.last("test_acc")
-    return InsituResult(config=config, spec=spec, weights=effective(), w_max=w_max, device_states=states,
-                        reference=reference, history=history,
-                        test_acc=float(acc if acc is not None else accuracy()), iterations=total, wall_s=loop.wall(),
-                        counts=counts, energy_j=report.total_j, energy_components_j=dict(report.components_j),
-                        write_pulses=counts.write_pulses, out_dir=Path(out_dir) if out_dir is not None else None)
+    last = history.rows[-1] if history.rows else {}
+    final = last if last.get("test_acc") not in (None, "") else evaluate()
+    return InsituResult(config=config, spec=spec, weights=chip.effective(), w_max=chip.w_max,
+                        device_states=chip.states, reference=chip.reference, history=history,
+                        test_acc=float(final["test_acc"]), iterations=total, examples=total * batch,
+                        n_test=len(data.x_test), inference_energy_j=float(final["inference_energy_j"]),
+                        wall_s=loop.wall(), counts=counts, energy_j=report.total_j,
+                        energy_components_j=dict(report.components_j), write_pulses=counts.write_pulses,
+                        out_dir=Path(out_dir) if out_dir is not None else None)

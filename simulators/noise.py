@@ -28,6 +28,8 @@ SLOT_BITS, SAMPLE_BITS, UNIT_BITS = 10, 18, 12
 MAX_CROSSBARS = 200  # 4 slots per crossbar and one kT/C slot per layer fit in 2^10
 MU_FIRST_EVAL = (1 << 24) - 1  # the input crossbar's single MVM per sample in the PC phase
 SWEEP_EVAL = (1 << 24) - 2  # the forward sweep's MVMs (one per crossbar and sample)
+BACKWARD_EVAL = (1 << 24) - 3  # backprop's backward sweep (transposed reads)
+TEST_EVALS = ((1 << 24) - 4, (1 << 24) - 5)  # a trained chip's test sweeps: fresh draws, apart from training's
 
 
 class StepNoise(NamedTuple):

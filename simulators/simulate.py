@@ -26,6 +26,7 @@ from pchw.circuit_events import (
     input_read_counts,
     pc_phase_counts,
     sweep_time_s,
+    with_reference_reads,
 )
 from pchw.events import EnergyReport, EventCounts, price
 from pchw.oracle import feedforward, phi
@@ -364,8 +365,8 @@ def simulate(spec: NetworkSpec, weights: list[np.ndarray], x: np.ndarray, y: np.
     traces, phase_counts, compile_s = _integrate(be, circuit, state, drive, req, window)
     run_s = time.perf_counter() - t0 - compile_s
     counts = counts + phase_counts
-    if circuit.has_reference:  # every MVM also reads the reference array
-        counts = counts + EventCounts(cell_reads=counts.cell_reads, cell_seconds=counts.cell_seconds)
+    if circuit.has_reference:
+        counts = with_reference_reads(counts)
     g, energies, eps, eps_out = _end_errors(circuit, state, drive, req)
     means = None if window is None else ([*(window.eps / req.window), window.eps_out / req.window],
                                          list(window.act / req.window))

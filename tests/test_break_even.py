@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 
 from experiments import break_even
-from experiments.energy import energy_rows
-from experiments.trained import get_trained
-from pchw.data import load_dataset
+from experiments.measured import measure
+from pchw.events import price
 from pchw.profiles import load_profile
 
 PNG = b"\x89PNG\r\n\x1a\n"
-BASE = break_even.Config(dataset="synthetic", depth=3, width=16, epochs=1, batch_size=32, samples=4)
+BASE = break_even.Config(dataset="synthetic", depth=3, width=16, epochs=1, batch_size=32)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -25,15 +24,10 @@ def private_cache(tmp_path_factory):
 
 
 def _pc_train_j(config, **prices):
-    """PC joules per training example on the analog profile with some prices changed (brute force)."""
-    net = get_trained(model="mupc", dataset=config.dataset, depth=config.depth, width=config.width,
-                      epochs=config.epochs, seed=config.seed)
-    data = load_dataset(config.dataset)
-    x = data.x_test[:config.samples].astype(np.float64)
-    y = data.one_hot(data.y_test[:config.samples]).astype(np.float64)
-    profile = load_profile(config.profile).replace(**prices)
-    rows = energy_rows(net.spec, net.weights, [profile], x=x, y=y, batch_size=config.batch_size)
-    return next(r.report.total_j for r in rows if (r.algorithm, r.phase) == ("pc", "train"))
+    """PC joules per training example of the measured in-situ run, re-priced independently."""
+    pc = measure("pc", config.profile, dataset=config.dataset, depth=config.depth, width=config.width,
+                 epochs=config.epochs, batch_size=config.batch_size, seed=config.seed)
+    return price(pc.counts_per_example, load_profile(config.profile).replace(**prices)).total_j
 
 
 def test_closed_form_equals_brute_force_repricing(tmp_path):
@@ -41,7 +35,7 @@ def test_closed_form_equals_brute_force_repricing(tmp_path):
     # a reference far dearer than the synthetic net's analog PC, so each knob alone can break even
     cheap_ref = tmp_path / "dear-gpu.toml"
     cheap_ref.write_text('name = "dear-gpu"\nsubstrate = "digital"\nprecision = "bf16"\n'
-                         'e_mac_j = { value = 1e-9, source = "test" }\n')
+                         'e_mac_j = { value = 1e-7, source = "test" }\n')
     for knob in ("e_cell_read_j", "e_adc_j", "e_dac_j"):
         config = replace(BASE, knob=knob, reference=str(cheap_ref))
         row = break_even.run(config)
@@ -59,7 +53,8 @@ def test_closed_form_equals_brute_force_repricing(tmp_path):
                                                          * row["knob_events_per_example"], rel=1e-9)
         assert _pc_train_j(config, **{knob: 0.0}) == pytest.approx(row["pc_rest_energy_j"], rel=1e-12)
         assert row["current_over_break_even"] == pytest.approx(current / k_star)
-        assert 0 <= row["pc_test_acc"] <= 1 and 0 <= row["bp_test_acc"] <= 1
+        assert 0 <= row["pc_test_acc"] <= 1 and 0 <= row["bp_test_acc"] <= 1 and row["pc_n_test"] > 0
+        assert row["pc_training"].startswith("in situ") and row["bp_training"].startswith("software")
         assert row["acc_gap_pc_minus_bp"] == pytest.approx(row["pc_test_acc"] - row["bp_test_acc"])
         row.update({f"p_{k}": v for k, v in asdict(config).items()})
         rows.append(row)

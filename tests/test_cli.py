@@ -163,8 +163,12 @@ def test_train_on_a_circuit_profile_and_deploy_the_result(tmp_path):
     assert (out / "checkpoint.npz").exists() and len(History.read(out / "history.csv").rows) == 30
     code, text = run_cli("simulate", "--checkpoint", str(out), "--profile", "ideal", "--samples", "50", "--quiet")
     assert code == 0 and "circuit test accuracy" in text, text
-    code, text = run_cli("train", "--on", "ideal", "--model", "bp", "--dataset", "synthetic", "--iters", "2")
-    assert code == 2 and "backprop has no local circuit" in text
+    code, text = run_cli("train", "--on", "ideal", "--model", "bp", "--dataset", "synthetic", "--depth", "3",
+                         "--width", "16", "--iters", "4", "--quiet")
+    assert code == 0 and "in situ on ideal: bp" in text and "bp-sgd" in text, text
+    code, text = run_cli("train", "--on", "ideal", "--model", "bp", "--dataset", "synthetic", "--n-steps", "20",
+                         "--iters", "2")
+    assert code == 2 and "backprop has none" in text
     code, text = run_cli("train", "--on", "gpu-fp32", "--dataset", "synthetic", "--iters", "2", "--quiet")
     assert code == 2 and "digital" in text
 
