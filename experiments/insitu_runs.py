@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pchw.data import cache_dir
 from pchw.events import EventCounts
+from pchw.profiles import load_profile
 from pchw.runlog import History, read_json, write_json
 from simulators.insitu import CHECKPOINT, InsituConfig, load_insitu, train_insitu
 
@@ -44,12 +45,19 @@ class InsituRun:
         return self.energy_j / self.examples
 
 
+PRICE_ONLY = {"e_mac_j", "e_op_j", "e_sram_bit_j", "e_dram_bit_j", "e_cell_read_j", "t_cell_read_s", "e_dac_j",
+              "e_adc_j", "e_neuron_update_j", "e_write_pulse_j", "e_synaptic_event_j", "p_static_w", "name",
+              "description"}
+
+
 def run_key(config: InsituConfig) -> str:
-    """A stable hash of everything that decides the run (backend and device only change the speed)."""
+    """A stable hash of everything that decides the run: its config (backend and device only change the
+    speed) and the profile's physics — not its prices, which re-price the run's counts exactly."""
     d = config.to_dict()
     for speed_only in ("backend", "device", "test_every"):
         d.pop(speed_only, None)
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    physics = {k: v for k, v in load_profile(config.profile).values().items() if k not in PRICE_ONLY}
+    return hashlib.sha256(json.dumps({"config": d, "physics": physics}, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def get_insitu(config: InsituConfig, *, show_progress: bool = False) -> InsituRun:
