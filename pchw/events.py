@@ -6,7 +6,8 @@ sum to the total.
 
 Conversion energies by resolution (``b`` bits, profile resolution ``b0``):
     DAC (bit-serial drive, ISAAC):      E(b) = e_dac_j · b / b0
-    ADC (Walden figure of merit ∝ 2^b): E(b) = e_adc_j · 2^(b − b0)
+    ADC, ``adc_scaling = walden`` (the Walden figure of merit ∝ 2^b): E(b) = e_adc_j · 2^(b − b0)
+    ADC, ``adc_scaling = linear`` (one integrate-and-compare step per bit): E(b) = e_adc_j · b / b0
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-from .profiles import HardwareProfile
+from .profiles import AdcScaling, HardwareProfile
 
 _SCALAR_EVENTS = (
     "sram_read_bits",
@@ -161,11 +162,18 @@ def _digital(counts: Mapping[str, float], profile: HardwareProfile, price: float
     return counts.get(profile.precision.value, 0.0) * price
 
 
+def adc_energy_factor(bits: int, profile: HardwareProfile) -> float:
+    """The energy of one ``bits``-bit conversion in units of ``e_adc_j`` (see the module docstring)."""
+    if profile.adc_scaling is AdcScaling.LINEAR:
+        return bits / profile.adc_bits
+    return 2.0 ** (bits - profile.adc_bits)
+
+
 def price(counts: EventCounts, profile: HardwareProfile) -> EnergyReport:
     """Turn event counts into joules by component under ``profile``."""
     p = profile
     dac = math.fsum(n * p.e_dac_j * bits / p.dac_bits for bits, n in counts.dac_conversions.items())
-    adc = math.fsum(n * p.e_adc_j * 2.0 ** (bits - p.adc_bits) for bits, n in counts.adc_conversions.items())
+    adc = math.fsum(n * p.e_adc_j * adc_energy_factor(bits, p) for bits, n in counts.adc_conversions.items())
     components = {
         "digital_mac": _digital(counts.macs, p, p.e_mac_j, "MACs"),
         "digital_op": _digital(counts.ops, p, p.e_op_j, "ops"),

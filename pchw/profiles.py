@@ -23,7 +23,10 @@ from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
 from pathlib import Path
 
+from .published import CALIBRATION_KEYS, Calibration, CalibrationError, parse_calibration
+
 PRESET_DIR = Path(__file__).resolve().parent / "profiles"
+CHIP_DIR = PRESET_DIR / "chips"  # presets of specific published chips, each with its measured figures
 
 
 class ProfileError(ValueError):
@@ -51,6 +54,13 @@ class Precision(StrEnum):
         return {"fp32": 32, "bf16": 16, "int8": 8}[self.value]
 
 
+class AdcScaling(StrEnum):
+    """How an ADC conversion's energy grows with its resolution ``b`` (profile resolution ``b0``)."""
+
+    WALDEN = "walden"  # E ∝ 2^b: the Walden figure of merit of SAR/flash ADCs (Murmann survey)
+    LINEAR = "linear"  # E ∝ b: one integrate-and-compare step per bit (NeuRRAM's variable-precision ADC)
+
+
 @dataclass(frozen=True)
 class HardwareProfile:
     """Prices and circuit constants of one piece of hardware.
@@ -67,8 +77,16 @@ class HardwareProfile:
             per conducting cell for as long as it settles.
         e_dac_j: one input conversion of ``dac_bits`` bits (J); bit-serial drive, so linear in bits.
         dac_bits: DAC resolution (bits).
-        e_adc_j: one output conversion of ``adc_bits`` bits (J); Walden scaling, ∝ 2^bits.
+        e_adc_j: one output conversion of ``adc_bits`` bits (J); scaled to other resolutions by ``adc_scaling``.
         adc_bits: ADC resolution (bits).
+        adc_scaling: ``walden`` (E ∝ 2^bits) or ``linear`` (E ∝ bits).
+        max_rows, max_cols: the largest crossbar tile: inputs (rows) × outputs (columns) of one array
+            (0 = unlimited). A layer W (out, in) is split into ⌈in/max_rows⌉ row tiles × ⌈out/max_cols⌉
+            column tiles; clocked chips digitise every tile's partial sums (ADC conversions × row tiles)
+            and add them in the digital periphery; every tile has its own input drivers.
+        bit_serial: 1 = inputs are driven one bit per array read (ISAAC-style 1-bit DACs): an MVM reads
+            its cells and digitises its columns ``dac_bits`` times and shift-adds the partial results in
+            the periphery; 0 = one read per MVM (multi-level or pulse-width inputs).
         e_neuron_update_j: one value- or error-neuron update (integrator step) (J).
         e_write_pulse_j: one programming pulse on a synapse (J).
         e_synaptic_event_j: one synaptic (spike) operation (J).
@@ -121,6 +139,10 @@ class HardwareProfile:
     dac_bits: int = 8
     e_adc_j: float = 0.0
     adc_bits: int = 8
+    adc_scaling: AdcScaling = AdcScaling.WALDEN
+    max_rows: int = 0
+    max_cols: int = 0
+    bit_serial: int = 0
     e_neuron_update_j: float = 0.0
     e_write_pulse_j: float = 0.0
     e_synaptic_event_j: float = 0.0
@@ -162,8 +184,9 @@ class HardwareProfile:
 
         object.__setattr__(self, "substrate", enum(Substrate, self.substrate, "substrate"))
         object.__setattr__(self, "precision", enum(Precision, self.precision, "precision"))
+        object.__setattr__(self, "adc_scaling", enum(AdcScaling, self.adc_scaling, "adc_scaling"))
         for f in fields(self):
-            if f.name in ("name", "description", "substrate", "precision", "sources"):
+            if f.name in _TEXT_FIELDS or f.name in _CITED_ENUMS or f.name == "sources":
                 continue
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -179,6 +202,8 @@ class HardwareProfile:
                 raise ProfileError(f"{self.name}: {f.name}={value!r} must be 0 or 1")
             if f.name in ("pulse_bl",) and not (float(value).is_integer() and value >= 1):
                 raise ProfileError(f"{self.name}: {f.name}={value!r} must be an integer >= 1")
+            if f.name in _COUNTS and not float(value).is_integer():
+                raise ProfileError(f"{self.name}: {f.name}={value!r} must be a whole number (0 = unlimited)")
             if f.name == "up_down_asym" and value >= 2:
                 raise ProfileError(f"{self.name}: up_down_asym={value!r} must be < 2 (down pulses would grow)")
             if f.name != "sram_bytes" and math.isinf(value):
@@ -217,16 +242,23 @@ class HardwareProfile:
 
 
 _ZERO_IS_OFF = {"weight_bits", "leak_tau_s", "deploy_time_s", "rate_code_bits"}
-_FLAGS = {"quantize_io", "soft_bounds"}
+_FLAGS = {"quantize_io", "soft_bounds", "bit_serial"}
+_COUNTS = {"max_rows", "max_cols"}
 _NONIDEAL_FIELDS = ("weight_bits", "weight_clip_std", "prog_noise_frac", "deploy_time_s", "read_noise_frac",
                     "out_noise_frac", "out_bound", "quantize_io", "leak_tau_s", "ktc_noise_frac",
                     "act_mismatch_frac")
 _TEXT_FIELDS = {"name", "description", "substrate", "precision"}
-_NUMERIC_FIELDS = {f.name for f in fields(HardwareProfile)} - _TEXT_FIELDS - {"sources"}
+_CITED_ENUMS = {"adc_scaling"}  # a choice with a source: { value = "linear", source = "..." }
+_NUMERIC_FIELDS = {f.name for f in fields(HardwareProfile)} - _TEXT_FIELDS - _CITED_ENUMS - {"sources"}
 
 
 def parse_profile(data: dict, *, origin: str) -> HardwareProfile:
-    """Build a profile from parsed TOML; every unknown key or missing source is an error."""
+    """Build a profile from parsed TOML; every unknown key or missing source is an error.
+
+    The ``validation`` and ``stands_for`` tables of a chip or preset file (:mod:`pchw.published`) are
+    checked here too, so a malformed table fails where the profile loads; :func:`load_calibration`
+    returns them.
+    """
     if "name" not in data:
         raise ProfileError(f"{origin}: missing 'name'")
     kwargs: dict = {}
@@ -236,7 +268,7 @@ def parse_profile(data: dict, *, origin: str) -> HardwareProfile:
             if not isinstance(raw, str):
                 raise ProfileError(f"{origin}: {key} must be a string")
             kwargs[key] = raw
-        elif key in _NUMERIC_FIELDS:
+        elif key in _NUMERIC_FIELDS or key in _CITED_ENUMS:
             if not isinstance(raw, dict) or "value" not in raw or "source" not in raw:
                 raise ProfileError(f"{origin}: {key} must be a table {{ value = ..., source = \"...\" }}")
             extra = set(raw) - {"value", "source"}
@@ -247,9 +279,10 @@ def parse_profile(data: dict, *, origin: str) -> HardwareProfile:
                 value = math.inf
             kwargs[key] = value
             sources[key] = str(raw["source"])
-        else:
-            allowed = ", ".join(sorted(_TEXT_FIELDS | _NUMERIC_FIELDS))
+        elif key not in CALIBRATION_KEYS:
+            allowed = ", ".join(sorted(_TEXT_FIELDS | _NUMERIC_FIELDS | _CITED_ENUMS | set(CALIBRATION_KEYS)))
             raise ProfileError(f"{origin}: unknown key {key!r}; allowed keys: {allowed}")
+    _parse_calibration(data, origin)
     name = kwargs["name"]
     try:
         return HardwareProfile(**kwargs, sources=sources)
@@ -257,26 +290,58 @@ def parse_profile(data: dict, *, origin: str) -> HardwareProfile:
         raise ProfileError(f"{origin}: {str(exc).removeprefix(name + ': ')}") from None
 
 
+def _parse_calibration(data: dict, origin: str) -> Calibration:
+    try:
+        calibration = parse_calibration(data)
+    except CalibrationError as exc:
+        raise ProfileError(f"{origin}: {exc}") from None
+    for claim in calibration.stands_for:
+        if claim.chip not in list_chips():
+            raise ProfileError(f"{origin}: stands_for names unknown chip {claim.chip!r}; "
+                               f"chips: {', '.join(list_chips())}")
+    return calibration
+
+
 def list_profiles() -> list[str]:
-    """Names of the shipped presets."""
+    """Names of the shipped generic presets."""
     return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
 
 
-def load_profile(name_or_path: str | Path) -> HardwareProfile:
-    """A preset by name (``pchw profiles list``) or a user's TOML file by path."""
+def list_chips() -> list[str]:
+    """Names of the shipped chip presets (specific published chips, with their measured figures)."""
+    return sorted(p.stem for p in CHIP_DIR.glob("*.toml"))
+
+
+def _read(name_or_path: str | Path) -> tuple[dict, str]:
+    """The parsed TOML of a preset, chip or file, and where it came from."""
     text = str(name_or_path)
     path = Path(text)
     if text in list_profiles():  # a preset name wins over a same-named file in the working folder
         path = PRESET_DIR / f"{text}.toml"
+    elif text in list_chips():
+        path = CHIP_DIR / f"{text}.toml"
     elif not (text.endswith(".toml") or path.exists()):
-        raise ProfileError(f"unknown profile {text!r}; presets: {', '.join(list_profiles())}, or a .toml path")
+        raise ProfileError(f"unknown profile {text!r}; presets: {', '.join(list_profiles())}; chips: "
+                           f"{', '.join(list_chips())}; or a .toml path")
     if not path.is_file():
         raise ProfileError(f"profile file {path} does not exist")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8")), str(path)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{path}: not valid TOML ({exc})") from None
-    return parse_profile(data, origin=str(path))
+
+
+def load_profile(name_or_path: str | Path) -> HardwareProfile:
+    """A preset or chip by name (``pchw profiles list``) or a user's TOML file by path."""
+    data, origin = _read(name_or_path)
+    return parse_profile(data, origin=origin)
+
+
+def load_calibration(name_or_path: str | Path) -> Calibration:
+    """The published figures and stands-for claims of a preset, chip or file (empty when it has none)."""
+    data, origin = _read(name_or_path)
+    parse_profile(data, origin=origin)
+    return _parse_calibration(data, origin)
 
 
 def profile_to_toml(profile: HardwareProfile) -> str:
@@ -290,6 +355,6 @@ def profile_to_toml(profile: HardwareProfile) -> str:
         if key in _TEXT_FIELDS:
             continue
         source = profile.sources.get(key, "default (not priced by this profile)")
-        shown = '"inf"' if value == math.inf else repr(value)
+        shown = '"inf"' if value == math.inf else quote(value) if isinstance(value, str) else repr(value)
         lines.append(f"{key} = {{ value = {shown}, source = {quote(source)} }}")
     return "\n".join(lines) + "\n"
