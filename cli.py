@@ -235,23 +235,25 @@ def profiles() -> None:
 
 @profiles.command("list")
 def profiles_list() -> None:
-    """List the shipped presets."""
-    from pchw.profiles import list_profiles, load_profile
+    """List the shipped presets: generic ones, then chips (specific published silicon, see `pchw validate`)."""
+    from pchw.profiles import list_chips, list_profiles, load_profile
 
-    names = list_profiles()
-    width = max(len(n) for n in names)
-    for name in names:
-        p = load_profile(name)
-        click.echo(f"{name:<{width}}  {p.substrate.value:<18} {p.description}")
+    width = max(len(n) for n in list_profiles() + list_chips())
+    for title, names in (("presets", list_profiles()), ("chips (published silicon; pchw validate)", list_chips())):
+        click.echo(f"{title}:")
+        for name in names:
+            p = load_profile(name)
+            click.echo(f"  {name:<{width}}  {p.substrate.value:<18} {p.description}")
 
 
 @profiles.command("show")
 @click.argument("name")
 def profiles_show(name) -> None:
-    """Print a preset (or a TOML file) as TOML with every value's source: a template to copy."""
-    from pchw.profiles import load_profile, profile_to_toml
+    """Print a preset, chip or TOML file as TOML with every value's source: a template to copy."""
+    from pchw.profiles import load_calibration, load_profile, profile_to_toml
+    from pchw.published import calibration_to_toml
 
-    click.echo(profile_to_toml(load_profile(name)), nl=False)
+    click.echo(profile_to_toml(load_profile(name)) + calibration_to_toml(load_calibration(name)), nl=False)
 
 
 @profiles.command("validate")
@@ -396,6 +398,41 @@ def energy(checkpoint, names, batch_size, n_steps, json_path) -> None:
     _energy_table([(f"{r.profile} {r.algorithm.upper()} {r.phase}", r.report) for r in rows], title="")
     if json_path:
         write_json(json_path, [r.to_dict() for r in rows])
+
+
+# ------------------------------------------------------------------------------------ validate
+@main.command()
+@click.argument("profiles", nargs=-1)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the rows (published, pchw, ratio, band, workload, source) as JSON here.")
+@click.option("--figure", "figure_path", type=click.Path(dir_okay=False), default=None,
+              help="Also plot published against pchw's figures (log-log, one point per chip and metric) here.")
+def validate(profiles, json_path, figure_path) -> None:
+    """Check pchw's counting and pricing against published silicon: every chip preset's measured figures
+    and every generic preset's stands-for claims (PROFILES: chips, presets or TOML files; default: all).
+    Exits with status 1 when a ratio pchw/published leaves the band its preset declares."""
+    from pchw.runlog import write_json
+    from pchw.validate import out_of_band, table_lines
+    from pchw.validate import validate as run_validation
+
+    rows = run_validation(list(profiles) or None)
+    for line in table_lines(rows):
+        click.echo(line)
+    if json_path:
+        write_json(json_path, [r.to_dict() for r in rows])
+    if figure_path:
+        from experiments.validation_plot import plot_validation
+
+        click.echo(f"figure: {plot_validation(rows, figure_path)}")
+    bad = out_of_band(rows)
+    click.echo(f"{len(rows) - len(bad)} of {len(rows)} figures within their band (pchw's figures are estimates; "
+               "calibration rows agree by construction, cross-checks do not)")
+    if bad:
+        r = bad[0]
+        click.echo(f"error: {len(bad)} of {len(rows)} figures outside their band; first: {r.profile} on "
+                   f"{r.chip}:{r.figure.id} ratio {r.ratio:.3g} outside ×/÷{r.band:g} (dominant {r.dominant})",
+                   err=True)
+        sys.exit(EXIT_FAILED)
 
 
 # ---------------------------------------------------------------------------------------- data
