@@ -16,6 +16,7 @@ def plot_validation(rows: list[ValidationRow], path: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -28,8 +29,9 @@ def plot_validation(rows: list[ValidationRow], path: str | Path) -> Path:
         hi = max(max(r.figure.value, r.modelled) for r in mine) * 3
         for shade, band in zip(("0.92", "0.84", "0.76"), sorted({r.band for r in mine}, reverse=True)):
             ax.fill_between([lo, hi], [lo / band, hi / band], [lo * band, hi * band], color=shade)
-            ax.annotate(f"×{band:g}", (hi / 1.6, hi / 1.6 * band), fontsize=7, color="0.4", ha="right", va="top")
+            ax.annotate(f"×{band:g}", (hi / 1.5 / band, hi / 1.5), fontsize=7, color="0.35", ha="right", va="top")
         ax.plot([lo, hi], [lo, hi], color="0.4", lw=1)
+        labelled: set[tuple[str, str]] = set()
         for r in mine:
             if r.claim == CHIP:
                 marker = "o" if r.figure.role.value == "calibration" else "s"
@@ -37,10 +39,14 @@ def plot_validation(rows: list[ValidationRow], path: str | Path) -> Path:
             else:
                 ax.scatter(r.figure.value, r.modelled, facecolors="none", edgecolors=colours[r.chip], marker="D",
                            zorder=3, s=60)
-                ax.annotate(r.profile, (r.figure.value, r.modelled), fontsize=6, xytext=(4, -8),
-                            textcoords="offset points")
+                if (r.profile, r.chip) not in labelled:  # one label per preset and chip
+                    labelled.add((r.profile, r.chip))
+                    ax.annotate(r.profile, (r.figure.value, r.modelled), fontsize=6, xytext=(4, -8),
+                                textcoords="offset points")
         ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), title=metric.unit,
                xlabel=f"published ({metric.unit})", ylabel=f"pchw estimate ({metric.unit})")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=chip) for chip, c in colours.items()]
     handles += [plt.Line2D([], [], color="k", marker=m, ls="", label=label, markerfacecolor=face)
                 for m, label, face in (("o", "chip preset: calibration", "k"), ("s", "chip preset: cross-check", "k"),

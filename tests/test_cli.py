@@ -104,7 +104,11 @@ def trained_run(tmp_path_factory):
 
 def test_profiles_commands(tmp_path):
     code, text = run_cli("profiles", "list")
-    assert code == 0 and len(text.splitlines()) == 8 and "analog-rram-clocked" in text
+    from pchw.profiles import list_chips, list_profiles
+
+    lines = text.splitlines()  # a title line, then one line per preset, a title line, one per chip
+    assert code == 0 and len(lines) == 2 + len(list_profiles()) + len(list_chips()) and "analog-rram-clocked" in text
+    assert lines[0] == "presets:" and lines[1 + len(list_profiles())].startswith("chips")
     code, toml_text = run_cli("profiles", "show", "gpu-fp32")
     assert code == 0 and "e_mac_j = { value = 2.1e-11" in toml_text
     mine = tmp_path / "mine.toml"
@@ -205,5 +209,5 @@ def test_simulate_with_brian2_rate_and_spiking(trained_run):
 
 def test_every_command_is_registered():
     assert set(cli.main.commands) == {"train", "demo", "data", "profiles", "simulate", "energy", "list", "run",
-                                      "report"}
+                                      "report", "validate"}
     assert set(cli.main.commands["profiles"].commands) == {"list", "show", "validate"}

@@ -15,10 +15,12 @@ from pchw.spec import NetworkSpec
 # D = 2, N = 3, L = 3 (H = 2), d_y = 2: input cells 6; other cells 3·3 + 2·3 = 15
 TINY = NetworkSpec(input_dim=2, width=3, depth=3, output_dim=2)
 DT = 5e-9
+# the clocked preset on one unlimited array, read once per MVM (its shipped layout is tested below)
+FLAT = load_profile("analog-rram-clocked").replace(bit_serial=0, max_rows=0, max_cols=0)
 
 
 def test_clocked_counts_by_hand():
-    p = load_profile("analog-rram-clocked")
+    p = FLAT
     free = circuit_inference_counts(TINY, p, n_steps=4, dt_s=DT, n_samples=1, clamp_output=False)
     # 8 value neurons (6 hidden + 2 output) + 8 error neurons
     assert free.cell_reads == 6 + 4 * 2 * 15 == 126
@@ -133,7 +135,7 @@ def test_pricing_is_linear_and_components_sum_to_total(a, b, k, name):
 
 
 def test_forward_phase_counts_by_hand():
-    p = load_profile("analog-rram-clocked")
+    p = FLAT
     c = circuit_inference_counts(TINY, p, n_steps=0, dt_s=DT, n_samples=1, clamp_output=False, ff_steps=3)
     assert c.cell_reads == 6 + 3 * 15  # forward half of the crossbars only
     assert c.dac_conversions == {8: 2 + 3 * 6}  # x; φ(z_1), φ(z_2) per step
@@ -147,7 +149,7 @@ def test_forward_phase_counts_by_hand():
 def test_sweep_update_and_backward_counts_by_hand():
     from pchw.circuit_events import backward_sweep_counts, forward_sweep_counts, update_counts
 
-    p = load_profile("analog-rram-clocked")
+    p = FLAT
     up = update_counts(TINY, p, batch=2)
     assert up.write_pulses == 2 * 21 and up.dac_conversions == {8: 2 * ((3 + 2) + (3 + 3) + (2 + 3))}
     assert update_counts(TINY, p, batch=2, write_pulses=7).write_pulses == 7
@@ -164,3 +166,71 @@ def test_sweep_update_and_backward_counts_by_hand():
     spikes = forward_sweep_counts(TINY, loihi, n_samples=2, synaptic_events=123.0)
     assert spikes.synaptic_events == 123.0 and spikes.neuron_updates == 2 * 8 * 7  # 2^3 − 1 time steps
     assert forward_sweep_counts(TINY, loihi, n_samples=1).synaptic_events == 7 * 21  # the full-scale bound
+
+
+# ---- tiles and bit-serial inputs ------------------------------------------------------------
+# D = 5, N = 4, L = 3 (H = 2), d_y = 3 on arrays of at most 2 rows × 3 columns:
+#   W_1 (4 × 5): R = ⌈5/2⌉ = 3 row tiles, C = ⌈4/3⌉ = 2 column tiles
+#   W_2 (4 × 4): R = 2, C = 2;   W_3 (3 × 4): R = 2, C = 1
+WIDE = NetworkSpec(input_dim=5, width=4, depth=3, output_dim=3)
+TILED = FLAT.replace(max_rows=2, max_cols=3)
+
+
+def test_tiled_forward_sweep_by_hand():
+    from pchw.circuit_events import forward_sweep_counts, tiles
+
+    assert [tiles(i, o, TILED) for o, i in WIDE.weight_shapes()] == [(3, 2), (2, 2), (2, 1)]
+    c = forward_sweep_counts(WIDE, TILED, n_samples=2)
+    assert c.cell_reads == 2 * (20 + 16 + 12)  # tiling reads the same cells
+    assert c.dac_conversions == {8: 2 * (5 * 2 + 4 * 2 + 4 * 1)}  # every column tile drives its own rows
+    assert c.adc_conversions == {8: 2 * (4 * 3 + 4 * 2 + 3 * 2)}  # every row tile's partial sums digitised
+    assert c.ops == {"int8": 2 * (26 - (4 + 4 + 3))}  # partial sums beyond one per output, added digitally
+    flat = forward_sweep_counts(WIDE, FLAT, n_samples=2)
+    assert flat.adc_conversions == {8: 2 * 11} and flat.dac_conversions == {8: 2 * 13} and flat.ops == {}
+    roomy = forward_sweep_counts(WIDE, FLAT.replace(max_rows=5, max_cols=4), n_samples=2)
+    assert roomy == flat  # layers that fit one tile cost what an unlimited array costs
+
+
+def test_tiled_pc_phase_backward_sweep_and_update_by_hand():
+    from pchw.circuit_events import backward_sweep_counts, forward_sweep_counts, pc_phase_counts, update_counts
+
+    pc = pc_phase_counts(WIDE, TILED, n_steps=2, dt_s=DT, n_samples=1, clamp_output=True)
+    # per step: W_2, W_3 forward (DAC 4·2 + 4·1, ADC 4·2 + 3·2) and transposed (DAC 4·2 + 3·2, ADC 4·2 + 4·1)
+    assert pc.dac_conversions == {8: 2 * (12 + 14) + 3}  # + the clamped target y, once
+    assert pc.adc_conversions == {8: 2 * (14 + 12)}
+    assert pc.ops == {"int8": 2 * ((14 - 7) + (12 - 8))}
+    assert pc.cell_reads == 2 * 2 * (16 + 12)
+    back = backward_sweep_counts(WIDE, TILED, n_samples=1)
+    assert back.dac_conversions == {8: 4 * 2 + 3 * 2} and back.adc_conversions == {8: 4 * 2 + 4 * 1}
+    assert back.ops == {"int8": (12 - 8) + (3 + 2 * 4 + 4)}  # partial sums + loss grad, φ' ⊙, skip sums
+    up = update_counts(WIDE, TILED, batch=2)
+    assert up.dac_conversions == {8: 2 * ((4 * 3 + 5 * 2) + (4 * 2 + 4 * 2) + (3 * 2 + 4 * 1))}
+    cont = load_profile("analog-rram-continuous").replace(max_rows=2, max_cols=3)
+    sweep = forward_sweep_counts(WIDE, cont, n_samples=1)
+    assert sweep.dac_conversions == {8: 5 * 2} and sweep.adc_conversions == {8: 3}  # currents summed in analog
+    assert update_counts(WIDE, cont, batch=1).dac_conversions == {8: 22 + 16 + 10}  # drives of every tile
+    assert backward_sweep_counts(WIDE, cont, n_samples=1).dac_conversions == {8: 3 * 2}  # y error into W_3's tiles
+
+
+def test_bit_serial_reads_and_converts_once_per_input_bit():
+    from pchw.circuit_events import crossbar_read_counts
+
+    p = TILED.replace(bit_serial=1, dac_bits=3)
+    c = crossbar_read_counts(5, 4, p)  # W_1: R = 3, C = 2, 3 input bits
+    assert c.cell_reads == 3 * 20 and c.dac_conversions == {3: 5 * 2}  # one 3-bit DAC conversion per input and tile
+    assert c.adc_conversions == {8: 4 * 3 * 3} and c.ops == {"int8": 36 - 4}  # shift-adds of 9 partials per output
+    t = crossbar_read_counts(5, 4, p, transposed=True)  # Wᵀ e: 4 inputs into 3 row tiles, 5 outputs from 2 col tiles
+    assert t.dac_conversions == {3: 4 * 3} and t.adc_conversions == {8: 5 * 2 * 3} and t.ops == {"int8": 30 - 5}
+    shipped = load_profile("analog-rram-clocked")  # bit-serial 8-bit inputs on 256 × 256 tiles
+    one = crossbar_read_counts(784, 128, shipped)
+    assert one.cell_reads == 8 * 784 * 128 and one.adc_conversions == {8: 128 * 4 * 8}
+    assert one.dac_conversions == {8: 784} and one.ops == {"int8": 128 * 4 * 8 - 128}
+
+
+def test_adc_energy_law_walden_or_linear():
+    walden = FLAT
+    linear = FLAT.replace(adc_scaling="linear")
+    counts = EventCounts(adc_conversions={8: 3, 4: 2, 10: 1})
+    e = FLAT.e_adc_j
+    assert price(counts, walden).components_j["adc"] == pytest.approx(e * (3 + 2 / 16 + 4))
+    assert price(counts, linear).components_j["adc"] == pytest.approx(e * (3 + 2 * 4 / 8 + 10 / 8))

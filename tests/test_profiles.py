@@ -5,16 +5,21 @@ import tomllib
 import pytest
 
 from pchw.profiles import (
+    CHIP_DIR,
     PRESET_DIR,
+    AdcScaling,
     HardwareProfile,
     Precision,
     ProfileError,
     Substrate,
+    list_chips,
     list_profiles,
+    load_calibration,
     load_profile,
     parse_profile,
     profile_to_toml,
 )
+from pchw.published import Metric, Role, WorkloadKind, calibration_to_toml
 
 PRESETS = {
     "ideal",
@@ -26,7 +31,8 @@ PRESETS = {
     "analog-cap-ota",
     "neuromorphic-loihi",
 }
-TEXT = {"name", "description", "substrate", "precision", "sources"}
+CHIPS = {"ibm-hermes", "neurram", "jia-cimu", "intel-loihi", "nvidia-k4000"}
+TEXT = {"name", "description", "substrate", "precision", "sources", "adc_scaling"}
 NUMERIC = [f.name for f in dataclasses.fields(HardwareProfile) if f.name not in TEXT]
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(HardwareProfile) if f.name in NUMERIC}
 PRICES = [k for k in NUMERIC if k.startswith("e_") or k == "p_static_w"]
@@ -262,3 +268,111 @@ def test_profile_is_frozen_and_validated_directly():
     with pytest.raises(ProfileError, match="x: e_mac_j"):
         HardwareProfile(name="x", e_mac_j=-1.0)
     assert HardwareProfile(name="x", sram_bytes=math.inf).sram_bytes == math.inf
+
+
+# ---- chip presets and their published figures ----------------------------------------------
+
+
+def test_chips_are_listed_apart_from_the_presets():
+    assert set(list_chips()) == CHIPS
+    assert not set(list_chips()) & set(list_profiles())
+    with pytest.raises(ProfileError, match="chips: ibm-hermes") as info:
+        load_profile("tpu-v9")
+    assert "presets: analog-cap-ota" in str(info.value)
+
+
+@pytest.mark.parametrize("name", sorted(CHIPS))
+def test_chip_loads_every_value_cited_and_every_figure_sourced(name):
+    path = CHIP_DIR / f"{name}.toml"
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("#")
+    p = load_profile(name)
+    assert p.name == name and p.description.strip()
+    raw = tomllib.loads(text)
+    set_keys = [k for k in raw if k in NUMERIC or k == "adc_scaling"]
+    assert set(p.sources) == set(set_keys)
+    for key in set_keys:
+        assert raw[key]["source"].strip(), key
+    for key in NUMERIC:
+        if getattr(p, key) != DEFAULTS[key]:
+            assert key in p.sources, f"{name}: {key} differs from default without a source"
+    calibration = load_calibration(name)
+    assert calibration.figures and not calibration.stands_for
+    for f in calibration.figures:
+        assert f.value > 0 and f.band >= 1 and len(f.source) > 40, f.id
+    derived = [k for k, v in p.sources.items() if v.startswith("derived")]
+    for key in derived:  # a derived value shows its arithmetic: numbers and an operator
+        assert any(op in p.sources[key] for op in ("/", " x ", "=")), key
+
+
+def test_chip_layouts_match_their_papers():
+    hermes, neurram, jia = load_profile("ibm-hermes"), load_profile("neurram"), load_profile("jia-cimu")
+    assert (hermes.max_rows, hermes.max_cols, hermes.bit_serial) == (256, 256, 0)
+    assert hermes.e_adc_j == pytest.approx(2 * 256 * 256 / 9.76e12 / 256, rel=1e-4)
+    assert (neurram.max_rows, neurram.max_cols, neurram.adc_scaling) == (256, 128, AdcScaling.LINEAR)
+    assert neurram.e_cell_read_j == pytest.approx(2 * 11.507e-15, rel=1e-3)
+    assert (jia.max_rows, jia.max_cols, jia.bit_serial, jia.dac_bits) == (2304, 256, 1, 1)
+    assert jia.e_cell_read_j == pytest.approx(20.4e-12 / 2304, rel=1e-3)
+    k4000 = load_profile("nvidia-k4000")
+    assert k4000.e_mac_j == pytest.approx(22.86 / (770.39 * (390 * 256 + 256 * 256 + 256 * 29)), rel=1e-4)
+    loihi = load_calibration("intel-loihi").figure("kws_j_per_inference")
+    assert loihi.workload.kind is WorkloadKind.MLP and loihi.workload.layers == (390, 256, 256, 29)
+    assert loihi.value == pytest.approx((0.081 - 0.070) / 296, rel=1e-3) and loihi.role is Role.CROSS_CHECK
+
+
+@pytest.mark.parametrize("name", sorted(CHIPS) + ["analog-rram-clocked"])
+def test_round_trip_with_published_figures(name):
+    text = profile_to_toml(load_profile(name)) + calibration_to_toml(load_calibration(name))
+    data = tomllib.loads(text)
+    assert parse_profile(data, origin="round-trip") == load_profile(name)
+    from pchw.published import parse_calibration
+
+    assert parse_calibration(data) == load_calibration(name)
+
+
+FIGURE = """
+[[validation]]
+id = "f"
+metric = "tops_per_w"
+value = 10.0
+role = "calibration"
+band = 2.0
+source = "a paper, a table"
+workload = { kind = "mvm", layers = [4, 4] }
+"""
+
+
+@pytest.mark.parametrize(
+    "old, new, match",
+    [
+        ('metric = "tops_per_w"', 'metric = "flops"', r"metric='flops' is not one of: tops_per_w"),
+        ("band = 2.0", "band = 0.5", r"band=0.5 must be a finite number >= 1"),
+        ("value = 10.0", "value = 0", r"value must be > 0"),
+        ('source = "a paper, a table"', 'source = " "', r"source must cite the paper"),
+        ("layers = [4, 4]", "layers = [4, 4, 4]", r"layers of an mvm must be \[rows, cols\]"),
+        ('kind = "mvm", layers = [4, 4]', 'kind = "mlp", layers = [4, 3, 5, 2]', r"equal hidden widths"),
+        ("layers = [4, 4] }", "layers = [4, 4], bits = 3 }", r"workload: unknown keys \['bits'\]"),
+        ('role = "calibration"', 'role = "calibration"\nunit = "x"', r"unknown keys \['unit'\]"),
+    ],
+)
+def test_malformed_figures_are_one_line_errors(tmp_path, old, new, match):
+    path = _write(tmp_path, VALID + FIGURE.replace(old, new))
+    with pytest.raises(ProfileError, match=match) as info:
+        load_profile(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_stands_for_names_a_shipped_chip(tmp_path):
+    ok = 'reason = "a reason"\nband = 3.0\n'
+    path = _write(tmp_path, VALID + f'\n[[stands_for]]\nchip = "neurram"\n{ok}')
+    assert load_calibration(path).stands_for[0].chip == "neurram"
+    path = _write(tmp_path, VALID + f'\n[[stands_for]]\nchip = "truenorth"\n{ok}', name="bad.toml")
+    with pytest.raises(ProfileError, match="stands_for names unknown chip 'truenorth'"):
+        load_profile(path)
+    path = _write(tmp_path, VALID + "\nvalidation = 3\n", name="worse.toml")
+    with pytest.raises(ProfileError, match=r"validation must be an array of tables"):
+        load_profile(path)
+
+
+def test_figure_metrics_and_units():
+    assert {m.unit for m in Metric} == {"TOPS/W", "J/inference", "pJ/SOP"}
