@@ -86,7 +86,9 @@ class HardwareProfile:
             and add them in the digital periphery; every tile has its own input drivers.
         bit_serial: 1 = inputs are driven one bit per array read (ISAAC-style 1-bit DACs): an MVM reads
             its cells and digitises its columns ``dac_bits`` times and shift-adds the partial results in
-            the periphery; 0 = one read per MVM (multi-level or pulse-width inputs).
+            the periphery; 0 = one read per MVM (multi-level or pulse-width inputs). Tiles and bit-serial
+            reads are counted and priced (:mod:`pchw.circuit_events`); the simulators' noise and
+            quantisation model of an MVM is their own (see simulators/).
         e_neuron_update_j: one value- or error-neuron update (integrator step) (J).
         e_write_pulse_j: one programming pulse on a synapse (J).
         e_synaptic_event_j: one synaptic (spike) operation (J).

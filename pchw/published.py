@@ -169,8 +169,8 @@ def _number(value, where: str, *, integer: bool = False, lowest: float = 0.0) ->
 
 
 def _band(value, where: str) -> float:
-    band = _number(value, f"{where}.band", lowest=1.0)
-    return band
+    """A band ×/÷ b: a ratio must lie in [1/b, b], so b >= 1."""
+    return _number(value, f"{where}.band", lowest=1.0)
 
 
 def parse_workload(table: object, where: str) -> Workload:
