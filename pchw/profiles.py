@@ -88,6 +88,15 @@ class HardwareProfile:
         drift_nu, drift_t0_s: conductance drift G(t) = G(t0)·(t/t0)^−ν (PCM law).
         deploy_time_s: time since programming at which the network runs (0 = no drift).
         read_noise_frac: σ of each weight read, fraction of w_max (output σ = this × ‖input‖₂).
+        read_noise_tau_min_s, read_noise_tau_max_s: the band of correlation times of the read noise:
+            0 and 0 = white (a fresh draw at every read); otherwise 1/f noise between the corner
+            frequencies 1/(2π τ_max) and 1/(2π τ_min), as a sum of Ornstein–Uhlenbeck processes with
+            log-spaced correlation times and equal variance (one process when the two are equal).
+        read_noise_processes: OU processes of that sum (0 = one per decade of the band, at least 1).
+        rtn_frac: σ of random telegraph noise on each weight read, fraction of w_max (output σ = this ×
+            ‖input‖₂); an output sums many devices' two-level switchings, so it is modelled by their
+            aggregate: a Gaussian process with the telegraph signal's Lorentzian spectrum.
+        rtn_tau_s: correlation time of that telegraph noise (2/(switching rate up + down)).
         out_noise_frac: additive output noise σ of every MVM, fraction of full scale.
         out_bound: output saturation, ± this many full scales (0 = unbounded).
         quantize_io: 1 = quantise MVM inputs (DAC, dac_bits) and outputs (ADC, adc_bits over
@@ -135,6 +144,11 @@ class HardwareProfile:
     drift_t0_s: float = 20.0
     deploy_time_s: float = 0.0
     read_noise_frac: float = 0.0
+    read_noise_tau_min_s: float = 0.0
+    read_noise_tau_max_s: float = 0.0
+    read_noise_processes: int = 0
+    rtn_frac: float = 0.0
+    rtn_tau_s: float = 0.0
     out_noise_frac: float = 0.0
     out_bound: float = 0.0
     quantize_io: int = 0
@@ -183,6 +197,18 @@ class HardwareProfile:
                 raise ProfileError(f"{self.name}: up_down_asym={value!r} must be < 2 (down pulses would grow)")
             if f.name != "sram_bytes" and math.isinf(value):
                 raise ProfileError(f"{self.name}: {f.name} must be finite")
+        self._check_noise_band()
+
+    def _check_noise_band(self) -> None:
+        lo, hi = self.read_noise_tau_min_s, self.read_noise_tau_max_s
+        if (lo == 0) != (hi == 0) or lo > hi:
+            raise ProfileError(f"{self.name}: read_noise_tau_min_s={lo!r} and read_noise_tau_max_s={hi!r} must be both "
+                               "0 (white read noise) or 0 < min <= max")
+        if not float(self.read_noise_processes).is_integer():
+            raise ProfileError(f"{self.name}: read_noise_processes={self.read_noise_processes!r} must be an integer")
+        if (self.rtn_frac > 0) != (self.rtn_tau_s > 0):
+            raise ProfileError(f"{self.name}: rtn_frac={self.rtn_frac!r} and rtn_tau_s={self.rtn_tau_s!r} must be both "
+                               "0 (no telegraph noise) or both > 0")
 
     @property
     def is_ideal_circuit(self) -> bool:
@@ -216,11 +242,12 @@ class HardwareProfile:
         return dataclasses.replace(self, **changes, sources=sources)
 
 
-_ZERO_IS_OFF = {"weight_bits", "leak_tau_s", "deploy_time_s", "rate_code_bits"}
+_ZERO_IS_OFF = {"weight_bits", "leak_tau_s", "deploy_time_s", "rate_code_bits", "read_noise_tau_min_s",
+                "read_noise_tau_max_s", "rtn_tau_s"}
 _FLAGS = {"quantize_io", "soft_bounds"}
 _NONIDEAL_FIELDS = ("weight_bits", "weight_clip_std", "prog_noise_frac", "deploy_time_s", "read_noise_frac",
                     "out_noise_frac", "out_bound", "quantize_io", "leak_tau_s", "ktc_noise_frac",
-                    "act_mismatch_frac")
+                    "act_mismatch_frac", "rtn_frac")
 _TEXT_FIELDS = {"name", "description", "substrate", "precision"}
 _NUMERIC_FIELDS = {f.name for f in fields(HardwareProfile)} - _TEXT_FIELDS - {"sources"}
 

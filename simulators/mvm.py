@@ -6,6 +6,8 @@ For an MVM y = W p of a crossbar with full scale w_max (the conductance range g_
     p_n = p / s                      quantised to ``levels_in`` (clocked mode)
     y_n = W p_n / w_max + σ ξ        σ² = σ_read²‖p_n‖₂² + σ_out² (read and output noise are
                                      independent Gaussians on the same output: one draw of the sum)
+          (+ ‖p_n‖₂ c               with temporally correlated read noise: c the output's current
+                                     value of the correlated processes, :mod:`simulators.noise`)
     y_n ← clip(y_n, ±out_bound)      then quantised to ``levels_out`` over ±out_bound (clocked mode)
     y = y_n · w_max · s
 
@@ -24,9 +26,10 @@ from .rng import normal_keyed, normal_np
 
 
 def analog_mvm_np(w: np.ndarray, p: np.ndarray, w_max: float, noise: StepNoise, *, eval_index: int,
-                  slot_base: int, samples: np.ndarray) -> np.ndarray:
+                  slot_base: int, samples: np.ndarray, corr: np.ndarray | None = None) -> np.ndarray:
     """y = p Wᵀ through the converter and noise model; p (B, n_in), w (n_out, n_in), samples (B,)
-    the global sample indices of the noise counters. Returns (B, n_out)."""
+    the global sample indices of the noise counters, corr (B, ≥ n_out) the correlated read noise of
+    these outputs (with ``noise.correlated``). Returns (B, n_out)."""
     if not noise.mvm_active:
         return p @ w.T
     scale = np.max(np.abs(p), axis=1, keepdims=True)
@@ -35,6 +38,8 @@ def analog_mvm_np(w: np.ndarray, p: np.ndarray, w_max: float, noise: StepNoise, 
     if noise.levels_in:
         pn = np.rint(pn * noise.levels_in) / noise.levels_in
     yn = pn @ w.T / w_max
+    if corr is not None:
+        yn = yn + np.sqrt(np.sum(pn * pn, axis=1, keepdims=True)) * corr[:, : w.shape[0]]
     if noise.read_sigma or noise.out_sigma:
         norm2 = np.sum(pn * pn, axis=1, keepdims=True) if noise.read_sigma else 0.0
         sigma = np.sqrt(noise.read_sigma**2 * norm2 + noise.out_sigma**2)
@@ -67,12 +72,20 @@ def dac_row(p, pn, levels_in):
 
 
 @nb.njit(inline="always")
-def adc_row(row, w_max, scale, norm2, noise, key, ev, slot_base, sample):
+def adc_row(row, w_max, scale, norm2, noise, key, ev, slot_base, sample, corr_row):
     """row ← the converted output of one sample, in place: row holds W p_n on entry (see the module
-    docstring); ``key`` is ``seed_key(noise.seed)``."""
+    docstring); ``key`` is ``seed_key(noise.seed)``; ``corr_row`` the outputs' correlated read noise
+    (empty without it)."""
     sigma = np.sqrt(noise.read_sigma * noise.read_sigma * norm2 + noise.out_sigma * noise.out_sigma)
     n_out = row.shape[0]
-    if sigma > 0:
+    if corr_row.shape[0] > 0:  # the same operations, in the same order, as analog_mvm_np
+        root = np.sqrt(norm2)
+        for i in range(n_out):
+            row[i] = row[i] / w_max
+            row[i] = row[i] + root * corr_row[i]
+            if sigma > 0:
+                row[i] = row[i] + sigma * normal_keyed(key, counter_scalar(ev, slot_base, sample, i))
+    elif sigma > 0:
         for i in range(n_out):  # branch-free loops the compiler can vectorise
             row[i] = row[i] / w_max + sigma * normal_keyed(key, counter_scalar(ev, slot_base, sample, i))
     else:

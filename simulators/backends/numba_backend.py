@@ -46,7 +46,8 @@ class NumbaBackend:
 
     def integrate(self, circuit, state, drive, phase, *, record, window):
         batch = state.z.shape[1]
-        single = batch == 1 and (window is None or phase.window == 0)
+        # the single-sample kernel has no update window and no correlated read noise: those run batched
+        single = batch == 1 and (window is None or phase.window == 0) and state.corr_state is None
         kc = _kernel_circuit(circuit, single=single)
         noise = circuit.noise if circuit.noise is not None else NO_NOISE
         ideal = circuit.ideal
@@ -88,16 +89,20 @@ class NumbaBackend:
                               activities=out.state_trace[:, :, None, :] if rec_s else None)
         d = kernels.KernelDrive(mu1=np.ascontiguousarray(drive.mu_first), y=np.ascontiguousarray(drive.y),
                                 samples=samples)
-        sums = window if window is not None else _no_window(spec, batch=0)
+        sums = window if window is not None else _no_window(spec)
         out = kernels.KernelOutputs(energy_trace=np.empty((steps + 1 if rec_e else 0, state.z.shape[1])),
                                     state_trace=np.empty((steps + 1 if rec_s else 0,) + state.z.shape),
                                     eps_sum=sums.eps, eps_out_sum=sums.eps_out, phz_sum=sums.act)
-        kernels.integrate_batched(kc, d, ph, noise, state.z, state.zout, out)
+        if state.corr_state is not None:
+            cr = kernels.KernelCorr(state=state.corr_state, total=state.corr_total)
+        else:
+            cr = kernels.KernelCorr(state=np.zeros((0, 2 * spec.depth, 1, 0)), total=np.zeros((2 * spec.depth, 1, 0)))
+        kernels.integrate_batched(kc, d, ph, noise, state.z, state.zout, out, cr)
         return PhaseTrace(free_energy=out.energy_trace if rec_e else None,
                           activities=out.state_trace if rec_s else None)
 
 
-def _no_window(spec, *, batch: int) -> WindowSums:
+def _no_window(spec) -> WindowSums:
     """Empty accumulators of the right types (the kernel never touches them)."""
     return WindowSums(np.zeros((spec.n_hidden, 0, spec.width)), np.zeros((0, spec.output_dim)),
                       np.zeros((spec.n_hidden, 0, spec.width)))
