@@ -218,6 +218,7 @@ def corr_advance(state, total, noise, step, samples):
         for si in range(n_slots):
             for b in range(batch):
                 for i in range(n):
-                    v = rho * state[k, si, b, i] + c * normal_keyed(key, counter_scalar(step, si * 2 + 1, samples[b], i))
+                    xi = normal_keyed(key, counter_scalar(step, si * 2 + 1, samples[b], i))
+                    v = rho * state[k, si, b, i] + c * xi
                     state[k, si, b, i] = v
                     total[si, b, i] += g * v

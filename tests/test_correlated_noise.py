@@ -9,7 +9,7 @@ from scipy.signal import welch
 from pchw.profiles import ProfileError, load_profile
 from pchw.spec import NetworkSpec, init_weights
 from simulators import Learning, simulate
-from simulators.noise import correlated_processes, corr_advance, corr_advance_np, corr_start_np, step_noise
+from simulators.noise import corr_advance, corr_advance_np, corr_start_np, correlated_processes, step_noise
 
 IDEAL = load_profile("ideal")
 BAND = IDEAL.replace(read_noise_frac=0.05, read_noise_tau_min_s=1e-9, read_noise_tau_max_s=1e-5, rtn_frac=0.02,
