@@ -28,6 +28,7 @@ EXPERIMENTS: dict[str, str] = {
     "depth-scaling": "experiments.depth_scaling",
     "lr-transfer": "experiments.lr_transfer",
     "insitu-ablation": "experiments.insitu_ablation",
+    "device-realism": "experiments.device_realism",
 }
 
 MODULE_PREFIX = "module:"

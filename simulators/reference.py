@@ -26,13 +26,15 @@ from .rng import normal_np
 
 def mvm(circuit: Circuit, noise: StepNoise | None, w, p, crossbar: int, direction: int, eval_index: int, samples,
         corr: np.ndarray | None = None):
-    """p Wᵀ through crossbar ``crossbar`` (w already oriented (n_out, n_in)), exact without ``noise``;
-    ``corr`` (2L, B, n) the correlated read noise's current values (or None)."""
+    """p Wᵀ through crossbar ``crossbar`` (w already oriented (n_out, n_in): Wᵀ for a transposed read,
+    direction 1), exact without ``noise``; ``corr`` (2L, B, n) the correlated read noise's current values."""
     if noise is None:
         return p @ w.T
+    var = None if circuit.read_var is None else circuit.read_var[crossbar]
     return analog_mvm_np(w, p, circuit.w_max[crossbar], noise, eval_index=eval_index,
                          slot_base=slot(crossbar, direction, 0), samples=samples,
-                         corr=None if corr is None else corr[2 * crossbar + direction])
+                         corr=None if corr is None else corr[2 * crossbar + direction],
+                         read_var=None if var is None else (var if direction == 0 else var.T))
 
 
 def first_prediction(circuit: Circuit, x, samples, *, eval_index: int = MU_FIRST_EVAL, corr=None):
@@ -61,9 +63,10 @@ def gradient(circuit: Circuit, mu_first, y, z, zout, free_output: bool, feedback
     eps_out = zout - mu_out if free_output else y - mu_out
     fb = np.empty_like(z)
     if feedback:
+        w_hid_fb, w_out_fb = c.w_fb if c.w_fb is not None else (c.w_hid, c.w_out)
         for l in range(spec.n_hidden - 1):
-            fb[l] = c.a_hid * mvm(c, noise, c.w_hid[l].T, eps[l + 1], l + 1, 1, eval_index, samples, corr)
-        fb[-1] = c.a_out * mvm(c, noise, c.w_out.T, eps_out, last, 1, eval_index, samples, corr)
+            fb[l] = c.a_hid * mvm(c, noise, w_hid_fb[l].T, eps[l + 1], l + 1, 1, eval_index, samples, corr)
+        fb[-1] = c.a_out * mvm(c, noise, w_out_fb.T, eps_out, last, 1, eval_index, samples, corr)
     if not feedback:
         g = eps.copy()
     else:

@@ -79,6 +79,13 @@ class _Circuit:
         spec = circuit.spec
         self.spec, self.noise = spec, circuit.noise
         self.w_hid, self.w_out = t(circuit.w_hid), t(circuit.w_out)
+        # what transposed reads see (other weights under IR drop) and the read-noise variances (or None)
+        self.w_hid_fb, self.w_out_fb = (t(w) for w in circuit.w_fb) if circuit.w_fb is not None \
+            else (self.w_hid, self.w_out)
+        var = circuit.read_var
+        self.var_hid = None if var is None else t(np.stack(var[1:-1]) if spec.depth > 2
+                                                  else np.zeros((0, spec.width, spec.width)))
+        self.var_out = None if var is None else t(var[-1])
         self.a_hid, self.a_out = circuit.a_hid, circuit.a_out
         self.w_max = t(circuit.w_max)
         self.gains = t(circuit.gains)
@@ -101,10 +108,10 @@ class _Circuit:
         return torch.ones_like(z)
 
 
-def _convert(c: _Circuit, p, w, w_max, ev: int, slots, samples, *, transpose: bool, corr=None):
+def _convert(c: _Circuit, p, w, w_max, ev: int, slots, samples, *, transpose: bool, corr=None, var=None):
     """p Wᵀ (or p W with ``transpose``) through the converter and noise model of :mod:`simulators.mvm`.
     p (K, B, n_in), w (K, n_out, n_in), w_max (K,) or a scalar; slots (K,) or a scalar; corr (K, B, ≥ n_out)
-    the outputs' correlated read noise, or None."""
+    the outputs' correlated read noise, var (K, n_out, n_in) the weights' read-noise variances (or None)."""
     noise = c.noise
     wt = w if transpose else w.transpose(-1, -2)
     if noise is None or not noise.mvm_active:
@@ -116,10 +123,14 @@ def _convert(c: _Circuit, p, w, w_max, ev: int, slots, samples, *, transpose: bo
         pn = torch.round(pn * noise.levels_in) / noise.levels_in
     w_max = torch.as_tensor(w_max, dtype=p.dtype, device=p.device).reshape(-1, 1, 1)
     yn = torch.matmul(pn, wt) / w_max
+    if var is None:
+        read_norm2 = (pn * pn).sum(dim=-1, keepdim=True)
+    else:
+        read_norm2 = torch.matmul(pn * pn, var if transpose else var.transpose(-1, -2))
     if corr is not None:
-        yn = yn + torch.sqrt((pn * pn).sum(dim=-1, keepdim=True)) * corr[..., : yn.shape[-1]]
+        yn = yn + torch.sqrt(read_norm2) * corr[..., : yn.shape[-1]]
     if noise.read_sigma or noise.out_sigma:
-        norm2 = (pn * pn).sum(dim=-1, keepdim=True) if noise.read_sigma else 0.0
+        norm2 = read_norm2 if noise.read_sigma else 0.0
         sigma = torch.sqrt(noise.read_sigma**2 * norm2 + torch.as_tensor(noise.out_sigma**2, dtype=p.dtype))
         ctr = counters(ev, torch.as_tensor(slots).reshape(-1), samples, yn.shape[-1])
         yn = yn + sigma * normal(c.key, ctr, p.dtype)
@@ -145,24 +156,25 @@ def _gradient(c: _Circuit, mu1, y, z, zout, free: bool, feedback: bool, noisy: b
     if h > 1:
         if noisy:
             pred = _convert(c, phz[:-1], c.w_hid, c.w_max[1:h], ev, c.hid_fwd_slots, samples, transpose=False,
-                            corr=cr(slice(2, 2 * h, 2)))
+                            corr=cr(slice(2, 2 * h, 2)), var=c.var_hid)
         else:
             pred = torch.matmul(phz[:-1], c.w_hid.transpose(-1, -2))
         eps[1:] = z[1:] - (z[:-1] + c.a_hid * pred if spec.skip else c.a_hid * pred)
+    var_out = None if c.var_out is None else c.var_out[None]
     out_pred = _convert(c, phz[-1:], c.w_out[None], c.w_max[last], ev, slot(last, 0, 0), samples, transpose=False,
-                        corr=cr(slice(2 * last, 2 * last + 1)))[0] if noisy else phz[-1] @ c.w_out.T
+                        corr=cr(slice(2 * last, 2 * last + 1)), var=var_out)[0] if noisy else phz[-1] @ c.w_out.T
     eps_out = (zout if free else y) - c.a_out * out_pred
     if feedback:
         fb = torch.empty_like(z)
         if h > 1:
             if noisy:
-                fb[:-1] = c.a_hid * _convert(c, eps[1:], c.w_hid, c.w_max[1:h], ev, c.hid_fb_slots, samples,
-                                             transpose=True, corr=cr(slice(3, 2 * h, 2)))
+                fb[:-1] = c.a_hid * _convert(c, eps[1:], c.w_hid_fb, c.w_max[1:h], ev, c.hid_fb_slots, samples,
+                                             transpose=True, corr=cr(slice(3, 2 * h, 2)), var=c.var_hid)
             else:
-                fb[:-1] = c.a_hid * torch.matmul(eps[1:], c.w_hid)
-        fb[-1] = c.a_out * (_convert(c, eps_out[None], c.w_out[None], c.w_max[last], ev, slot(last, 1, 0), samples,
-                                     transpose=True, corr=cr(slice(2 * last + 1, 2 * last + 2)))[0]
-                            if noisy else eps_out @ c.w_out)
+                fb[:-1] = c.a_hid * torch.matmul(eps[1:], c.w_hid_fb)
+        fb[-1] = c.a_out * (_convert(c, eps_out[None], c.w_out_fb[None], c.w_max[last], ev, slot(last, 1, 0), samples,
+                                     transpose=True, corr=cr(slice(2 * last + 1, 2 * last + 2)), var=var_out)[0]
+                            if noisy else eps_out @ c.w_out_fb)
         g = eps - c.gains[:, None, :] * c.dphi(z) * fb
         if spec.skip:
             g[:-1] -= eps[1:]
