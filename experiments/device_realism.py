@@ -29,7 +29,7 @@ BASE = "analog-rram-clocked"
 REALISTIC = "analog-rram-clocked-realistic"
 EFFECTS = {
     "none": (),
-    "correlated-read-noise": ("read_noise_tau_min_s", "read_noise_tau_max_s", "read_noise_processes"),
+    "correlated-read-noise": ("read_noise_tau_min_s", "read_noise_tau_max_s"),
     "state-dependent-read-noise": ("read_noise_state_exp",),
     "state-dependent-programming": ("prog_noise_lin", "prog_noise_quad"),
     "conductance-pairs": ("differential_pairs", "g_min_frac"),

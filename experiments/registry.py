@@ -29,6 +29,7 @@ EXPERIMENTS: dict[str, str] = {
     "lr-transfer": "experiments.lr_transfer",
     "insitu-ablation": "experiments.insitu_ablation",
     "device-realism": "experiments.device_realism",
+    "noise-correlation": "experiments.noise_correlation",
 }
 
 MODULE_PREFIX = "module:"
