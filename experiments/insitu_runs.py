@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pchw.data import cache_dir
 from pchw.events import EventCounts
-from pchw.profiles import load_profile
+from pchw.profiles import HardwareProfile, load_profile
 from pchw.runlog import History, read_json, write_json
 from simulators.insitu import CHECKPOINT, InsituConfig, load_insitu, train_insitu
 
@@ -50,20 +50,24 @@ PRICE_ONLY = {"e_mac_j", "e_op_j", "e_sram_bit_j", "e_dram_bit_j", "e_cell_read_
               "description"}
 
 
-def run_key(config: InsituConfig) -> str:
+def run_key(config: InsituConfig, profile: HardwareProfile | None = None) -> str:
     """A stable hash of everything that decides the run: its config (backend and device only change the
     speed) and the profile's physics — not its prices, which re-price the run's counts exactly."""
     d = config.to_dict()
     for speed_only in ("backend", "device", "test_every"):
         d.pop(speed_only, None)
-    physics = {k: v for k, v in load_profile(config.profile).values().items() if k not in PRICE_ONLY}
+    profile = load_profile(config.profile) if profile is None else profile
+    physics = {k: v for k, v in profile.values().items() if k not in PRICE_ONLY}
     return hashlib.sha256(json.dumps({"config": d, "physics": physics}, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def get_insitu(config: InsituConfig, *, show_progress: bool = False) -> InsituRun:
-    """The finished run of ``config`` (training it first, or finishing an interrupted one)."""
-    run_dir = cache_dir() / "insitu" / f"{config.algorithm}-{Path(config.profile).stem}-d{config.depth}-" \
-                                       f"w{config.width}-{run_key(config)}"
+def get_insitu(config: InsituConfig, *, profile: HardwareProfile | None = None,
+               show_progress: bool = False) -> InsituRun:
+    """The finished run of ``config`` (training it first, or finishing an interrupted one); ``profile``
+    a variant built in code, instead of ``config.profile``."""
+    name = Path(config.profile).stem if profile is None else profile.name.replace("/", "_")
+    run_dir = cache_dir() / "insitu" / f"{config.algorithm}-{name}-d{config.depth}-w{config.width}-" \
+                                       f"{run_key(config, profile)}"
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -73,7 +77,7 @@ def get_insitu(config: InsituConfig, *, show_progress: bool = False) -> InsituRu
                 if not resume:
                     for stale in ("history.csv", "config.json"):
                         (run_dir / stale).unlink(missing_ok=True)
-                r = train_insitu(config, out_dir=run_dir, resume=resume, show_progress=show_progress)
+                r = train_insitu(config, out_dir=run_dir, resume=resume, show_progress=show_progress, profile=profile)
                 write_json(run_dir / COMPLETE, {
                     "test_acc": r.test_acc, "n_test": r.n_test, "examples": r.examples, "energy_j": r.energy_j,
                     "energy_components_j": r.energy_components_j, "inference_energy_j": r.inference_energy_j,

@@ -28,6 +28,8 @@ EXPERIMENTS: dict[str, str] = {
     "depth-scaling": "experiments.depth_scaling",
     "lr-transfer": "experiments.lr_transfer",
     "insitu-ablation": "experiments.insitu_ablation",
+    "device-realism": "experiments.device_realism",
+    "noise-correlation": "experiments.noise_correlation",
 }
 
 MODULE_PREFIX = "module:"

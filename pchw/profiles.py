@@ -104,10 +104,30 @@ class HardwareProfile:
         weight_bits: conductance levels 2^bits, symmetric over ±w_max (0 = analog, unquantised).
         weight_clip_std: w_max = this many standard deviations of the layer's weights, larger
             weights clipped (0 = w_max is the largest |w|, nothing clipped).
-        prog_noise_frac: programming (write) noise σ at deployment, fraction of w_max.
+        prog_noise_frac: programming (write) noise σ at deployment, fraction of w_max (of g_max per device
+            with ``differential_pairs``); with the next two, σ_p(g) = max(frac + lin·g + quad·g², 0) for a
+            device at g = G/g_max (the state-dependent form of aihwkit's PCM model).
+        prog_noise_lin, prog_noise_quad: the linear and quadratic coefficients of σ_p(g) (fractions of g_max).
+        differential_pairs: 1 = each weight is a pair of devices, w ∝ G⁺ − G⁻, the unused one at g_min;
+            programming noise and clamping to [g_min, g_max] act on each device.
+        g_min_frac: the lowest conductance a device holds, fraction of g_max (with differential_pairs).
+        read_noise_state_exp: γ of state-dependent read noise, σ_read(g) = read_noise_frac · g^γ per device
+            (0 = the same for every state).
+        wire_r_ohm: wire resistance of one cell segment of the array's lines (Ω); with g_max_siemens, the IR drop
+            of the lines (first order: the line voltages from the linear currents) distorts every read.
+        g_max_siemens: a device's maximal conductance (S), for the IR drop.
         drift_nu, drift_t0_s: conductance drift G(t) = G(t0)·(t/t0)^−ν (PCM law).
         deploy_time_s: time since programming at which the network runs (0 = no drift).
         read_noise_frac: σ of each weight read, fraction of w_max (output σ = this × ‖input‖₂).
+        read_noise_tau_min_s, read_noise_tau_max_s: the band of correlation times of the read noise:
+            0 and 0 = white (a fresh draw at every read); otherwise 1/f noise between the corner
+            frequencies 1/(2π τ_max) and 1/(2π τ_min), as a sum of Ornstein–Uhlenbeck processes with
+            log-spaced correlation times and equal variance (one process when the two are equal).
+        read_noise_processes: OU processes of that sum (0 = one per decade of the band, at least 1).
+        rtn_frac: σ of random telegraph noise on each weight read, fraction of w_max (output σ = this ×
+            ‖input‖₂); an output sums many devices' two-level switchings, so it is modelled by their
+            aggregate: a Gaussian process with the telegraph signal's Lorentzian spectrum.
+        rtn_tau_s: correlation time of that telegraph noise (2/(switching rate up + down)).
         out_noise_frac: additive output noise σ of every MVM, fraction of full scale.
         out_bound: output saturation, ± this many full scales (0 = unbounded).
         quantize_io: 1 = quantise MVM inputs (DAC, dac_bits) and outputs (ADC, adc_bits over
@@ -120,6 +140,8 @@ class HardwareProfile:
     Pulsed in-place updates (in-situ learning):
         dw_min_frac: weight change of one programming pulse, fraction of w_max (0 = exact update).
         up_down_asym: asymmetry a: up pulses move +dw_min(1 + a/2), down pulses −dw_min(1 − a/2).
+        asym_d2d_frac: device-to-device σ of the asymmetry (each device's a_ij = a + this · ξ, fixed): the
+            symmetry points (a_ij/2)·w_max of soft-bounded devices scatter around the crossbar's mean.
         c2c_frac: cycle-to-cycle noise σ of each pulse, fraction of dw_min.
         d2d_frac: device-to-device σ of each device's dw_min (fixed per device).
         soft_bounds: 1 = pulses shrink linearly to zero at ±w_max (saturating devices).
@@ -155,10 +177,22 @@ class HardwareProfile:
     weight_bits: int = 0
     weight_clip_std: float = 0.0
     prog_noise_frac: float = 0.0
+    prog_noise_lin: float = 0.0
+    prog_noise_quad: float = 0.0
+    differential_pairs: int = 0
+    g_min_frac: float = 0.0
+    read_noise_state_exp: float = 0.0
+    wire_r_ohm: float = 0.0
+    g_max_siemens: float = 0.0
     drift_nu: float = 0.0
     drift_t0_s: float = 20.0
     deploy_time_s: float = 0.0
     read_noise_frac: float = 0.0
+    read_noise_tau_min_s: float = 0.0
+    read_noise_tau_max_s: float = 0.0
+    read_noise_processes: int = 0
+    rtn_frac: float = 0.0
+    rtn_tau_s: float = 0.0
     out_noise_frac: float = 0.0
     out_bound: float = 0.0
     quantize_io: int = 0
@@ -168,6 +202,7 @@ class HardwareProfile:
     act_mismatch_frac: float = 0.0
     dw_min_frac: float = 0.0
     up_down_asym: float = 0.0
+    asym_d2d_frac: float = 0.0
     c2c_frac: float = 0.0
     d2d_frac: float = 0.0
     soft_bounds: int = 0
@@ -193,7 +228,7 @@ class HardwareProfile:
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ProfileError(f"{self.name}: {f.name}={value!r} must be a number")
-            if math.isnan(value) or value < 0:
+            if math.isnan(value) or (value < 0 and f.name not in _SIGNED):
                 raise ProfileError(f"{self.name}: {f.name}={value!r} must be >= 0")
             lowest = 0 if f.name in _ZERO_IS_OFF else 1
             if f.name.endswith("_bits") and not (float(value).is_integer() and lowest <= value <= 32):
@@ -210,6 +245,23 @@ class HardwareProfile:
                 raise ProfileError(f"{self.name}: up_down_asym={value!r} must be < 2 (down pulses would grow)")
             if f.name != "sram_bytes" and math.isinf(value):
                 raise ProfileError(f"{self.name}: {f.name} must be finite")
+        self._check_noise_band()
+
+    def _check_noise_band(self) -> None:
+        lo, hi = self.read_noise_tau_min_s, self.read_noise_tau_max_s
+        if (lo == 0) != (hi == 0) or lo > hi:
+            raise ProfileError(f"{self.name}: read_noise_tau_min_s={lo!r} and read_noise_tau_max_s={hi!r} must be both "
+                               "0 (white read noise) or 0 < min <= max")
+        if not float(self.read_noise_processes).is_integer():
+            raise ProfileError(f"{self.name}: read_noise_processes={self.read_noise_processes!r} must be an integer")
+        if self.g_min_frac >= 1:
+            raise ProfileError(f"{self.name}: g_min_frac={self.g_min_frac!r} must be < 1 (g_min below g_max)")
+        if self.wire_r_ohm > 0 and self.g_max_siemens <= 0:
+            raise ProfileError(f"{self.name}: wire_r_ohm={self.wire_r_ohm!r} needs g_max_siemens > 0 (the IR drop "
+                               "scales with the wire resistance times the device conductance)")
+        if (self.rtn_frac > 0) != (self.rtn_tau_s > 0):
+            raise ProfileError(f"{self.name}: rtn_frac={self.rtn_frac!r} and rtn_tau_s={self.rtn_tau_s!r} must be both "
+                               "0 (no telegraph noise) or both > 0")
 
     @property
     def is_ideal_circuit(self) -> bool:
@@ -243,12 +295,15 @@ class HardwareProfile:
         return dataclasses.replace(self, **changes, sources=sources)
 
 
-_ZERO_IS_OFF = {"weight_bits", "leak_tau_s", "deploy_time_s", "rate_code_bits"}
-_FLAGS = {"quantize_io", "soft_bounds", "bit_serial"}
+_ZERO_IS_OFF = {"weight_bits", "leak_tau_s", "deploy_time_s", "rate_code_bits", "read_noise_tau_min_s",
+                "read_noise_tau_max_s", "rtn_tau_s"}
+_FLAGS = {"quantize_io", "soft_bounds", "differential_pairs", "bit_serial"}
+_SIGNED = {"prog_noise_lin", "prog_noise_quad"}  # polynomial coefficients may be negative
 _COUNTS = {"max_rows", "max_cols"}
 _NONIDEAL_FIELDS = ("weight_bits", "weight_clip_std", "prog_noise_frac", "deploy_time_s", "read_noise_frac",
                     "out_noise_frac", "out_bound", "quantize_io", "leak_tau_s", "ktc_noise_frac",
-                    "act_mismatch_frac")
+                    "act_mismatch_frac", "rtn_frac", "prog_noise_lin", "prog_noise_quad", "differential_pairs",
+                    "g_min_frac", "wire_r_ohm")
 _TEXT_FIELDS = {"name", "description", "substrate", "precision"}
 _CITED_ENUMS = {"adc_scaling"}  # a choice with a source: { value = "linear", source = "..." }
 _NUMERIC_FIELDS = {f.name for f in fields(HardwareProfile)} - _TEXT_FIELDS - _CITED_ENUMS - {"sources"}

@@ -151,13 +151,14 @@ def out_of_band(rows: list[ValidationRow]) -> list[ValidationRow]:
 def table_lines(rows: list[ValidationRow]) -> list[str]:
     """The rows as an aligned text table (published figure, pchw's, their ratio, the band, the
     dominant component of pchw's estimate)."""
-    head = (f"{'profile':<22} {'chip:figure':<33} {'metric':<11} {'published':>10} {'pchw':>10} {'ratio':>6} "
-            f"{'band':>6}  {'in':<3} {'role':<11} dominant")
-    lines = [head]
+    wp = max([len("profile")] + [len(r.profile) for r in rows])
+    wf = max([len("chip:figure")] + [len(r.chip) + 1 + len(r.figure.id) for r in rows])
+    lines = [f"{'profile':<{wp}} {'chip:figure':<{wf}} {'metric':<11} {'published':>10} {'pchw':>10} {'ratio':>6} "
+             f"{'band':>6}  {'in':<3} {'role':<11} dominant"]
     for r in rows:
         f = r.figure
         role = f.role.value if r.claim == CHIP else STANDS_FOR
-        lines.append(f"{r.profile:<22} {r.chip + ':' + f.id:<33} {f.metric.unit:<11} {f.value:>10.4g} "
+        lines.append(f"{r.profile:<{wp}} {r.chip + ':' + f.id:<{wf}} {f.metric.unit:<11} {f.value:>10.4g} "
                      f"{r.modelled:>10.4g} {r.ratio:>6.2f} {'×/÷' + format(r.band, 'g'):>6}  "
                      f"{'yes' if r.in_band else 'NO':<3} {role:<11} {r.dominant}")
     return lines

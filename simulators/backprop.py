@@ -56,11 +56,11 @@ def backward_sweep(circuit: Circuit, z: np.ndarray, d_out: np.ndarray, samples: 
     dz = circuit.gains[:, None, :] * dphi(spec.act, z)
     deltas = [None] * spec.depth
     deltas[last] = d_out
-    back = circuit.a_out * mvm(circuit, noise, circuit.w_out.T, d_out, last, 1, BACKWARD_EVAL, samples)
+    w_hid, w_out = circuit.w_fb if circuit.w_fb is not None else (circuit.w_hid, circuit.w_out)
+    back = circuit.a_out * mvm(circuit, noise, w_out.T, d_out, last, 1, BACKWARD_EVAL, samples)
     deltas[last - 1] = dz[-1] * back
     for l in range(spec.n_hidden - 2, -1, -1):  # d_ℓ from d_{ℓ+1} through crossbar ℓ+1
-        back = circuit.a_hid * mvm(circuit, noise, circuit.w_hid[l].T, deltas[l + 1], l + 1, 1, BACKWARD_EVAL,
-                                   samples)
+        back = circuit.a_hid * mvm(circuit, noise, w_hid[l].T, deltas[l + 1], l + 1, 1, BACKWARD_EVAL, samples)
         deltas[l] = dz[l] * back + (deltas[l + 1] if spec.skip else 0.0)
     return deltas
 

@@ -14,6 +14,7 @@ import numpy as np
 from pchw.profiles import HardwareProfile
 from pchw.spec import NetworkSpec
 
+from .arrays import ir_drop, read_variance
 from .devices import activation_gains, program_weights
 from .noise import StepNoise, step_noise
 
@@ -28,6 +29,10 @@ class Circuit:
         w_max: (L,) each crossbar's MVM full scale (its conductance range plus |reference|).
         gains: (H, N) activation-circuit gains 1 + δ (ones unless mismatched).
         noise: the per-step non-idealities, or None for an exact circuit.
+        read_var: per crossbar, S (n_out, n_in): each weight's read-noise variance in units of
+            σ_read² (state-dependent noise, conductance pairs); None when it is 1 everywhere.
+        w_fb: the weights transposed reads compute with, (W_2..W_H stacked, W_L), when the IR drop of
+            the lines makes them differ from the forward reads'; None otherwise.
         reference: (L,) reference conductances read differentially (zeros: none).
         profile: the hardware profile it is programmed on.
         seed: the seed of its programming and of every noise draw.
@@ -46,6 +51,8 @@ class Circuit:
     reference: np.ndarray
     profile: HardwareProfile
     seed: int = 0
+    read_var: list[np.ndarray] | None = None
+    w_fb: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def crossbars(self) -> list[np.ndarray]:
@@ -84,22 +91,36 @@ def prepare_circuit(spec: NetworkSpec, weights: list[np.ndarray], profile: Hardw
     states: the circuit computes with W − reference, and every MVM's full scale grows by |reference|.
     """
     ref = np.zeros(spec.depth) if reference is None else np.asarray(reference, dtype=np.float64)
-    if np.any(ref != 0):
-        weights = [g - r for g, r in zip(weights, ref)]
     a = spec.scalings()
     gains = np.ones((spec.n_hidden, spec.width))
-    noise = None
+    noise, read_var, w_fb = None, None, None
     full_scale = np.ones(spec.depth) if w_max is None else np.asarray(w_max, dtype=np.float64)
     if not profile.is_ideal_circuit:
         noise = step_noise(profile, dt_s=dt_s, seed=seed)
         noise = noise if noise.active else None
         if w_max is None:
-            weights, full_scale = program_weights(weights, profile, seed=seed)
+            weights, full_scale = program_weights([g - r for g, r in zip(weights, ref)], profile, seed=seed)
+            ref = np.zeros(spec.depth)  # programmed weights carry no reference
         gains = activation_gains(spec, profile, seed=seed)
+        read_var, fwd, back = _array_effects(weights, full_scale, profile)
+        weights = fwd
+        w_fb = None if back is None else stack_weights(spec, [g - r for g, r in zip(back, ref)])[1:]
+    weights = [g - r for g, r in zip(weights, ref)]
     w_in, w_hid, w_out = stack_weights(spec, weights)
     return Circuit(spec=spec, w_in=w_in, w_hid=w_hid, w_out=w_out, a_in=a[0], a_hid=a[1] if spec.depth > 2 else 0.0,
                    a_out=a[-1], w_max=full_scale + np.abs(ref), gains=gains, noise=noise, reference=ref,
-                   profile=profile, seed=int(seed))
+                   profile=profile, seed=int(seed), read_var=read_var, w_fb=w_fb)
+
+
+def _array_effects(states: list[np.ndarray], w_max: np.ndarray, profile: HardwareProfile):
+    """(per-weight read-noise variances or None, forward weights, transposed-read weights or None) of
+    device states on the profile's arrays (:mod:`simulators.arrays`)."""
+    read_var = [read_variance(g, m, profile) for g, m in zip(states, w_max)]
+    read_var = None if all(v is None for v in read_var) else read_var
+    if profile.wire_r_ohm <= 0:
+        return read_var, states, None
+    fwd, back = zip(*(ir_drop(g, m, profile) for g, m in zip(states, w_max)))
+    return read_var, list(fwd), list(back)
 
 
 def ideal_circuit(spec: NetworkSpec, weights: list[np.ndarray]) -> Circuit:

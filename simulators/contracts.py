@@ -64,11 +64,14 @@ class Phase:
 
 @dataclass
 class CircuitState:
-    """The integrators' state, updated in place: z (H, B, N) hidden value neurons, zout (B, d_y)
-    the output value neurons (used only when the output is free)."""
+    """The circuit's state, updated in place: z (H, B, N) hidden value neurons, zout (B, d_y) the
+    output value neurons (used only when the output is free); with temporally correlated read noise,
+    its processes corr_state (K, 2L, B, n) and their sum corr_total (2L, B, n) (:mod:`simulators.noise`)."""
 
     z: np.ndarray
     zout: np.ndarray
+    corr_state: np.ndarray | None = None
+    corr_total: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

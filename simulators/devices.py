@@ -3,7 +3,8 @@
 
 Programming (once, at deployment; numpy, shared by every backend):
     w_max_ℓ = max|W_ℓ|  (or weight_clip_std · std(W_ℓ), clipping larger weights)
-    quantise to 2^bits levels over ±w_max; add programming noise σ_p·w_max·ξ (clipped to ±w_max);
+    quantise to 2^bits levels over ±w_max; add programming noise σ_p·w_max·ξ (clipped to ±w_max), or
+    write differential pairs device by device (:mod:`simulators.arrays`);
     drift: W ← W · (t/t0)^−ν at the deployment time t.
 Activation circuits have a fixed per-neuron gain error (1 + δ), δ ~ N(0, act_mismatch_frac²).
 """
@@ -14,6 +15,7 @@ import numpy as np
 
 from pchw.profiles import HardwareProfile
 
+from .arrays import program_array
 from .noise import MAX_CROSSBARS
 
 
@@ -53,9 +55,7 @@ def program_weights(weights: list[np.ndarray], profile: HardwareProfile, *, seed
         # w_max is float32-exact too, and rounding is monotone, so nothing rounds past ±w_max
         w_max = float(np.float32(w_max_of(w, profile.weight_clip_std)))
         q = np.clip(w, -w_max, w_max) if profile.weight_clip_std > 0 else w.copy()
-        q = quantize_weights(q, w_max, int(profile.weight_bits))
-        if profile.prog_noise_frac > 0:  # a device cannot be programmed past g_max
-            q = np.clip(q + profile.prog_noise_frac * w_max * rng.standard_normal(q.shape), -w_max, w_max)
+        q = program_array(quantize_weights(q, w_max, int(profile.weight_bits)), w_max, profile, rng)
         programmed.append((q * drift).astype(np.float32).astype(np.float64))
         w_maxes.append(w_max)
     return programmed, np.array(w_maxes)

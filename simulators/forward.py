@@ -28,7 +28,7 @@ from pchw.oracle import phi
 from pchw.profiles import Substrate
 
 from .circuit import Circuit
-from .noise import MU_FIRST_EVAL, SWEEP_EVAL, TEST_EVALS
+from .noise import MU_FIRST_EVAL, SWEEP_EVAL, TEST_EVALS, corr_shape, corr_start_np
 from .reference import mvm
 
 
@@ -54,9 +54,10 @@ def _rate_code(p: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def forward_sweep(circuit: Circuit, x: np.ndarray, samples: np.ndarray, *,
-                  evals: tuple[int, int] = (MU_FIRST_EVAL, SWEEP_EVAL)) -> Sweep:
+                  evals: tuple[int, int] = (MU_FIRST_EVAL, SWEEP_EVAL), corr: np.ndarray | None = None) -> Sweep:
     """The prediction of ``circuit`` for inputs x (B, D); ``samples`` (B,) index the noise counters and
-    ``evals`` the evaluation indices of the input crossbar's read and of the others'."""
+    ``evals`` the evaluation indices of the input crossbar's read and of the others'; ``corr`` the
+    correlated read noise at the sweep's time (:mod:`simulators.noise`), when the profile has it."""
     spec, noise = circuit.spec, circuit.noise
     spiking = circuit.profile.substrate is Substrate.NEUROMORPHIC
     rate_bits = int(circuit.profile.rate_code_bits) if spiking else 0
@@ -69,7 +70,7 @@ def forward_sweep(circuit: Circuit, x: np.ndarray, samples: np.ndarray, *,
             events += float(spikes.sum()) * w.shape[0]
         elif spiking:  # graded messages: one event per synapse of every non-zero input
             events += float(np.count_nonzero(p)) * w.shape[0]
-        return mvm(circuit, noise, w, p, crossbar, 0, eval_index, samples)
+        return mvm(circuit, noise, w, p, crossbar, 0, eval_index, samples, corr)
 
     mu_first = circuit.a_in * read(circuit.w_in, x, 0, evals[0])
     z = np.empty((spec.n_hidden, x.shape[0], spec.width))
@@ -89,10 +90,22 @@ def predict(circuit: Circuit, x: np.ndarray, *, sample_offset: int = 0, chunk: i
     events = 0.0
     for start in range(0, len(x), chunk):
         xb = x[start : start + chunk]
-        sweep = forward_sweep(circuit, xb, sample_offset + start + np.arange(len(xb)), evals=TEST_EVALS)
+        samples = sample_offset + start + np.arange(len(xb))
+        corr = start_correlated_noise(circuit, samples)[1]
+        sweep = forward_sweep(circuit, xb, samples, evals=TEST_EVALS, corr=corr)
         labels[start : start + chunk] = np.argmax(sweep.output, axis=1)
         events += sweep.synaptic_events
     neuromorphic = circuit.profile.substrate is Substrate.NEUROMORPHIC
     counts = forward_sweep_counts(circuit.spec, circuit.profile, n_samples=len(x),
                                   synaptic_events=events if neuromorphic else None)
     return labels, with_reference_reads(counts) if circuit.has_reference else counts
+
+
+def start_correlated_noise(circuit: Circuit, samples: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(state, sum) of the circuit's correlated read noise at the start of these samples' runs, each
+    process at its stationary law; (None, None) without correlated noise."""
+    noise = circuit.noise
+    if noise is None or not noise.correlated:
+        return None, None
+    spec = circuit.spec
+    return corr_start_np(noise, corr_shape(spec.depth, len(samples), spec.width, spec.output_dim), samples)

@@ -24,7 +24,7 @@ import numba as nb
 import numpy as np
 
 from .mvm import adc_row, dac_row
-from .noise import counter_scalar, ktc_slot, slot
+from .noise import corr_advance, counter_scalar, ktc_slot, slot
 from .rng import normal_keyed, seed_key
 
 ACT_CODES = {"relu": 0, "tanh": 1, "linear": 2}
@@ -34,10 +34,14 @@ METHOD_CODES = {"euler": 0, "heun": 1}
 class KernelCircuit(NamedTuple):
     """The prepared circuit as the kernels read it (crossbars 0 input, 1..H−1 hidden, H output).
 
-    w_hid (H−1, N, N) and w_out (d_y, N) are the hidden and output crossbars (rows = outputs);
-    w_hid_t, w_out_t their transposes (the batched kernel's BLAS layout; empty for the single
-    kernel). a_hid, a_out the scalings; act the activation code; w_max (L,) each crossbar's full
-    scale; gains (H, N) the activation circuits' gains (ones unless mismatched).
+    w_hid (H−1, N, N) and w_out (d_y, N) are the hidden and output crossbars (rows = outputs) as
+    transposed reads see them (the batched kernel's feedback; the single kernel's both directions);
+    w_hid_t, w_out_t the forward reads' weights, transposed (the batched kernel's BLAS layout; empty
+    for the single kernel) — they differ from w_hid, w_out only under IR drop. a_hid, a_out the
+    scalings; act the activation code; w_max (L,) each crossbar's full scale; gains (H, N) the
+    activation circuits' gains (ones unless mismatched); var_hid, var_hid_t, var_out, var_out_t the
+    weights' read-noise variances in units of σ_read², laid out like the weights (batched kernel,
+    state-dependent noise; otherwise (H−1, 0, 0) and (0, 0)).
     """
 
     w_hid: np.ndarray
@@ -50,6 +54,10 @@ class KernelCircuit(NamedTuple):
     skip: bool
     w_max: np.ndarray
     gains: np.ndarray
+    var_hid: np.ndarray
+    var_hid_t: np.ndarray
+    var_out: np.ndarray
+    var_out_t: np.ndarray
 
 
 class KernelDrive(NamedTuple):
@@ -73,6 +81,15 @@ class KernelPhase(NamedTuple):
     feedback: bool
     step_offset: int
     window_from: int
+
+
+class KernelCorr(NamedTuple):
+    """Temporally correlated read noise (:mod:`simulators.noise`): state (K, 2L, B, n) of its processes and
+    their sum total (2L, B, n), index 2ℓ + d for crossbar ℓ read in direction d; updated in place.
+    Without it: state (0, 2L, 1, 0) and total (2L, 1, 0)."""
+
+    state: np.ndarray
+    total: np.ndarray
 
 
 class KernelOutputs(NamedTuple):
@@ -119,22 +136,37 @@ class _Work(NamedTuple):
     pn: np.ndarray
     pn_o: np.ndarray
     scale: np.ndarray
+    norm2: np.ndarray
+    pn2: np.ndarray
+    pn2_o: np.ndarray
+    rows: np.ndarray
+    rows_o: np.ndarray
 
 
 @nb.njit(cache=True)
-def xbar(p, wt, out, noisy, pn, scale, w_max, noise, ev, slot_base, samples):
+def xbar(p, wt, out, noisy, pn, scale, w_max, noise, ev, slot_base, samples, corr, var_t, pn2, rows, norm2):
     """out ← p wt (B, n_out) through a crossbar; with ``noisy``, through the converter and noise
-    model of :mod:`simulators.mvm` (``pn`` (B, n_in) and ``scale`` (B,) are scratch)."""
+    model of :mod:`simulators.mvm`. ``corr`` (B, n) the outputs' correlated read noise, or (1, 0) without;
+    ``var_t`` (n_in, n_out) the weights' read-noise variances (state-dependent noise), or (0, 0) without;
+    ``pn``, ``pn2`` (B, n_in), ``rows`` (B, n_out), ``scale``, ``norm2`` (B,) are scratch."""
     if not noisy:
         np.dot(p, wt, out)
         return
-    norm2 = np.empty(p.shape[0])
     for b in range(p.shape[0]):
         scale[b], norm2[b] = dac_row(p[b], pn[b], noise.levels_in)
     np.dot(pn, wt, out)
+    state_dependent = var_t.shape[0] > 0
+    if state_dependent:
+        for idx in np.ndindex(pn.shape):
+            pn2[idx] = pn[idx] * pn[idx]
+        np.dot(pn2, var_t, rows)
     key = seed_key(noise.seed)
+    has_corr = corr.shape[1] > 0
+    n_out = out.shape[1]
     for b in range(p.shape[0]):
-        adc_row(out[b], w_max, scale[b], norm2[b], noise, key, ev, slot_base, samples[b])
+        crow = corr[b, :n_out] if has_corr else corr[0, :]
+        vrow = rows[b] if state_dependent else rows[0, :0]
+        adc_row(out[b], w_max, scale[b], norm2[b], noise, key, ev, slot_base, samples[b], crow, vrow)
 
 
 @nb.njit(cache=True)
@@ -157,7 +189,7 @@ def after_update(z, noise, step, n_crossbars, samples):
 
 # ----------------------------------------------------------------------------------- batched
 @nb.njit(cache=True)
-def _grad_batched(c, d, free_out, feedback, noise, noisy, ev, z, zout, g, gout, wk):
+def _grad_batched(c, d, free_out, feedback, noise, noisy, ev, z, zout, g, gout, wk, cr):
     """g ← ∂F_b/∂z for every sample b (and gout for a free output); wk.energies ← F_b.
 
     With ``feedback`` False each neuron follows only its own error (g = ε): the forward cascade.
@@ -175,13 +207,13 @@ def _grad_batched(c, d, free_out, feedback, noise, noisy, ev, z, zout, g, gout, 
             eps[0, b, i] = z[0, b, i] - d.mu1[b, i]
     for l in range(1, h_layers):
         xbar(phz[l - 1], c.w_hid_t[l - 1], wk.pred, noisy, wk.pn, wk.scale, c.w_max[l], noise, ev,
-             slot(l, 0, 0), d.samples)
+             slot(l, 0, 0), d.samples, cr.total[2 * l], c.var_hid_t[l - 1], wk.pn2, wk.rows, wk.norm2)
         for b in range(batch):
             for i in range(n):
                 base = z[l - 1, b, i] if c.skip else 0.0
                 eps[l, b, i] = z[l, b, i] - (base + c.a_hid * wk.pred[b, i])
     xbar(phz[h_layers - 1], c.w_out_t, wk.pred_out, noisy, wk.pn, wk.scale, c.w_max[last_xbar], noise, ev,
-         slot(last_xbar, 0, 0), d.samples)
+         slot(last_xbar, 0, 0), d.samples, cr.total[2 * last_xbar], c.var_out_t, wk.pn2, wk.rows_o, wk.norm2)
     for b in range(batch):
         for k in range(d_y):
             target = zout[b, k] if free_out else d.y[b, k]
@@ -189,7 +221,8 @@ def _grad_batched(c, d, free_out, feedback, noise, noisy, ev, z, zout, g, gout, 
     if feedback:
         for l in range(h_layers - 1):
             xbar(eps[l + 1], c.w_hid[l], fb[l], noisy, wk.pn, wk.scale, c.w_max[l + 1], noise, ev,
-                 slot(l + 1, 1, 0), d.samples)
+                 slot(l + 1, 1, 0), d.samples, cr.total[2 * (l + 1) + 1], c.var_hid[l], wk.pn2, wk.rows,
+                 wk.norm2)
             for b in range(batch):
                 for i in range(n):
                     v = eps[l, b, i] - c.gains[l, i] * _dphi(z[l, b, i], c.act) * c.a_hid * fb[l, b, i]
@@ -198,7 +231,7 @@ def _grad_batched(c, d, free_out, feedback, noise, noisy, ev, z, zout, g, gout, 
                     g[l, b, i] = v
         last = h_layers - 1
         xbar(eps_out, c.w_out, fb[last], noisy, wk.pn_o, wk.scale, c.w_max[last_xbar], noise, ev,
-             slot(last_xbar, 1, 0), d.samples)
+             slot(last_xbar, 1, 0), d.samples, cr.total[2 * last_xbar + 1], c.var_out, wk.pn2_o, wk.rows, wk.norm2)
         for b in range(batch):
             for i in range(n):
                 dv = c.gains[last, i] * _dphi(z[last, b, i], c.act)
@@ -229,14 +262,14 @@ def _add_window(wk, out):
 
 
 @nb.njit(cache=True)
-def _heun_batched(c, d, ph, noise, noisy, ev, z, zout, g, gout, z2, zout2, g2, gout2, wk):
+def _heun_batched(c, d, ph, noise, noisy, ev, z, zout, g, gout, z2, zout2, g2, gout2, wk, cr):
     """Heun's predictor z̃ = z − h g and corrector z ← z − (h/2)(g(z) + g(z̃)), in place."""
     h = ph.h
     for idx in np.ndindex(z.shape):
         z2[idx] = z[idx] - h * g[idx]
     for idx in np.ndindex(zout.shape):
         zout2[idx] = zout[idx] - h * gout[idx] if ph.free_out else zout[idx]
-    _grad_batched(c, d, ph.free_out, ph.feedback, noise, noisy, ev + 1, z2, zout2, g2, gout2, wk)
+    _grad_batched(c, d, ph.free_out, ph.feedback, noise, noisy, ev + 1, z2, zout2, g2, gout2, wk, cr)
     for idx in np.ndindex(z.shape):
         z[idx] -= 0.5 * h * (g[idx] + g2[idx])
     if ph.free_out:
@@ -245,19 +278,23 @@ def _heun_batched(c, d, ph, noise, noisy, ev, z, zout, g, gout, z2, zout2, g2, g
 
 
 @nb.njit(cache=True)
-def integrate_batched(c, d, ph, noise, z, zout, out):
+def integrate_batched(c, d, ph, noise, z, zout, out, cr):
     """Integrate ``ph.n_steps`` steps in place on z (H, B, N) and zout (B, d_y) (see the classes
     above for the arguments); from step ``ph.window_from`` on, every step adds the errors and
-    activations it evaluates (at the step's start) to the window sums of ``out``."""
+    activations it evaluates (at the step's start) to the window sums of ``out``. Correlated read
+    noise advances once per step, after the step's first evaluation (Heun's corrector sees the next
+    step's noise, as a read at that time would)."""
     record_e = out.energy_trace.shape[0] > 0
     record_s = out.state_trace.shape[0] > 0
     noisy = noise.levels_in > 0 or noise.levels_out > 0 or noise.out_bound > 0 or noise.read_sigma > 0 \
-        or noise.out_sigma > 0
+        or noise.out_sigma > 0 or cr.state.shape[0] > 0
     integrator = noise.leak_factor != 1.0 or noise.ktc_sigma != 0.0
+    correlated = cr.state.shape[0] > 0
     n_crossbars = z.shape[0] + 1
     wk = _Work(np.empty_like(z), np.empty_like(z), np.empty_like(z), np.empty_like(z[0]), np.empty_like(zout),
                np.empty_like(zout), np.empty(z.shape[1], dtype=z.dtype), np.empty_like(z[0]), np.empty_like(zout),
-               np.empty(z.shape[1], dtype=z.dtype))
+               np.empty(z.shape[1], dtype=z.dtype), np.empty(z.shape[1], dtype=z.dtype), np.empty_like(z[0]),
+               np.empty_like(zout), np.empty_like(z[0]), np.empty_like(zout))
     g = np.empty_like(z)
     gout = np.empty_like(zout)
     heun = ph.method == 1
@@ -268,7 +305,9 @@ def integrate_batched(c, d, ph, noise, z, zout, out):
     for k in range(ph.n_steps):
         step = ph.step_offset + k
         ev = 2 * step if heun else step
-        _grad_batched(c, d, ph.free_out, ph.feedback, noise, noisy, ev, z, zout, g, gout, wk)
+        _grad_batched(c, d, ph.free_out, ph.feedback, noise, noisy, ev, z, zout, g, gout, wk, cr)
+        if correlated:
+            corr_advance(cr.state, cr.total, noise, step, d.samples)
         if k >= ph.window_from:
             _add_window(wk, out)
         if record_e:
@@ -276,7 +315,7 @@ def integrate_batched(c, d, ph, noise, z, zout, out):
         if record_s:
             out.state_trace[k] = z
         if heun:
-            _heun_batched(c, d, ph, noise, noisy, ev, z, zout, g, gout, z2, zout2, g2, gout2, wk)
+            _heun_batched(c, d, ph, noise, noisy, ev, z, zout, g, gout, z2, zout2, g2, gout2, wk, cr)
         else:
             z -= ph.h * g
             if ph.free_out:
@@ -285,7 +324,8 @@ def integrate_batched(c, d, ph, noise, z, zout, out):
             after_update(z, noise, step, n_crossbars, d.samples)
     if record_e:
         end = ph.step_offset + ph.n_steps
-        _grad_batched(c, d, ph.free_out, ph.feedback, noise, noisy, 2 * end if heun else end, z, zout, g, gout, wk)
+        _grad_batched(c, d, ph.free_out, ph.feedback, noise, noisy, 2 * end if heun else end, z, zout, g, gout, wk,
+                      cr)
         out.energy_trace[ph.n_steps] = wk.energies
     if record_s:
         out.state_trace[ph.n_steps] = z
@@ -420,7 +460,7 @@ def _xbar1(w, p, out, transpose, pn, w_max, noise, key, ev, slot_base, sample):
                 acc += w[k, j] * pn[j]
             out[k] = acc
             k += 1
-    adc_row(out, w_max, m, norm2, noise, key, ev, slot_base, sample)
+    adc_row(out, w_max, m, norm2, noise, key, ev, slot_base, sample, out[:0], out[:0])
 
 
 @nb.njit(cache=True, fastmath=True)

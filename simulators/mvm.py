@@ -6,6 +6,8 @@ For an MVM y = W p of a crossbar with full scale w_max (the conductance range g_
     p_n = p / s                      quantised to ``levels_in`` (clocked mode)
     y_n = W p_n / w_max + σ ξ        σ² = σ_read²‖p_n‖₂² + σ_out² (read and output noise are
                                      independent Gaussians on the same output: one draw of the sum)
+          (+ ‖p_n‖₂ c               with temporally correlated read noise: c the output's current
+                                     value of the correlated processes, :mod:`simulators.noise`)
     y_n ← clip(y_n, ±out_bound)      then quantised to ``levels_out`` over ±out_bound (clocked mode)
     y = y_n · w_max · s
 
@@ -24,9 +26,12 @@ from .rng import normal_keyed, normal_np
 
 
 def analog_mvm_np(w: np.ndarray, p: np.ndarray, w_max: float, noise: StepNoise, *, eval_index: int,
-                  slot_base: int, samples: np.ndarray) -> np.ndarray:
+                  slot_base: int, samples: np.ndarray, corr: np.ndarray | None = None,
+                  read_var: np.ndarray | None = None) -> np.ndarray:
     """y = p Wᵀ through the converter and noise model; p (B, n_in), w (n_out, n_in), samples (B,)
-    the global sample indices of the noise counters. Returns (B, n_out)."""
+    the global sample indices of the noise counters, corr (B, ≥ n_out) the correlated read noise of
+    these outputs (with ``noise.correlated``), read_var (n_out, n_in) each weight's read-noise
+    variance in units of σ_read² (None: 1, so the output's is ‖p_n‖₂²). Returns (B, n_out)."""
     if not noise.mvm_active:
         return p @ w.T
     scale = np.max(np.abs(p), axis=1, keepdims=True)
@@ -35,8 +40,11 @@ def analog_mvm_np(w: np.ndarray, p: np.ndarray, w_max: float, noise: StepNoise, 
     if noise.levels_in:
         pn = np.rint(pn * noise.levels_in) / noise.levels_in
     yn = pn @ w.T / w_max
+    read_norm2 = np.sum(pn * pn, axis=1, keepdims=True) if read_var is None else (pn * pn) @ read_var.T
+    if corr is not None:
+        yn = yn + np.sqrt(read_norm2) * corr[:, : w.shape[0]]
     if noise.read_sigma or noise.out_sigma:
-        norm2 = np.sum(pn * pn, axis=1, keepdims=True) if noise.read_sigma else 0.0
+        norm2 = read_norm2 if noise.read_sigma else 0.0
         sigma = np.sqrt(noise.read_sigma**2 * norm2 + noise.out_sigma**2)
         ctr = counter(eval_index, slot_base, samples[:, None], np.arange(w.shape[0])[None, :])
         yn = yn + sigma * normal_np(noise.seed, ctr)
@@ -67,12 +75,29 @@ def dac_row(p, pn, levels_in):
 
 
 @nb.njit(inline="always")
-def adc_row(row, w_max, scale, norm2, noise, key, ev, slot_base, sample):
+def adc_row(row, w_max, scale, norm2, noise, key, ev, slot_base, sample, corr_row, norm2_row):
     """row ← the converted output of one sample, in place: row holds W p_n on entry (see the module
-    docstring); ``key`` is ``seed_key(noise.seed)``."""
+    docstring); ``key`` is ``seed_key(noise.seed)``; ``corr_row`` the outputs' correlated read noise
+    and ``norm2_row`` their read-noise norms Σ_j S_ij p_n,j² (state-dependent noise; both empty without)."""
     sigma = np.sqrt(noise.read_sigma * noise.read_sigma * norm2 + noise.out_sigma * noise.out_sigma)
     n_out = row.shape[0]
-    if sigma > 0:
+    if norm2_row.shape[0] > 0:  # each output its own read-noise variance; the order of analog_mvm_np
+        for i in range(n_out):
+            n2 = norm2_row[i]
+            row[i] = row[i] / w_max
+            if corr_row.shape[0] > 0:
+                row[i] = row[i] + np.sqrt(n2) * corr_row[i]
+            s = np.sqrt(noise.read_sigma * noise.read_sigma * n2 + noise.out_sigma * noise.out_sigma)
+            if s > 0:
+                row[i] = row[i] + s * normal_keyed(key, counter_scalar(ev, slot_base, sample, i))
+    elif corr_row.shape[0] > 0:  # the same operations, in the same order, as analog_mvm_np
+        root = np.sqrt(norm2)
+        for i in range(n_out):
+            row[i] = row[i] / w_max
+            row[i] = row[i] + root * corr_row[i]
+            if sigma > 0:
+                row[i] = row[i] + sigma * normal_keyed(key, counter_scalar(ev, slot_base, sample, i))
+    elif sigma > 0:
         for i in range(n_out):  # branch-free loops the compiler can vectorise
             row[i] = row[i] / w_max + sigma * normal_keyed(key, counter_scalar(ev, slot_base, sample, i))
     else:

@@ -11,7 +11,9 @@ C_d and C_x by the ratio of max|x| to max|d|.
 Device response of one pulse (fractions of w_max):
     up   +dw_min (1 + a/2) γ_ij (1 + σ_c2c ξ) · (1 − w/w_max if soft bounds)
     down −dw_min (1 − a/2) γ_ij (1 + σ_c2c ξ) · (1 + w/w_max if soft bounds)
-with γ_ij ~ 1 + σ_d2d ξ fixed per device, and the weight kept inside ±w_max. n coincidences
+with γ_ij ~ 1 + σ_d2d ξ and a_ij = a + σ_a ξ' (``asym_d2d_frac``) fixed per device, and the weight kept
+inside ±w_max. A soft-bounded device's symmetry point, where up and down steps are equal, is
+w*_ij = (a_ij/2)·w_max: with σ_a > 0 they scatter around the crossbar's mean (a/2)·w_max. n coincidences
 are applied as one step of n times the pulse with cycle-to-cycle noise σ_c2c √n (the sum of n
 independent pulse noises). With dw_min = 0 the update is the exact outer product.
 """
@@ -49,8 +51,9 @@ def _binomial_inv(u, n, p):
 def pulsed_update(w, d, x, eta, w_max, bl, dw_min, asym, c2c, soft, gamma, seed, base):
     """Apply ΔW ≈ η Σ_b d_b x_bᵀ to w (n_out, n_in) in place, one rank-1 pulse update per sample b.
 
-    d (B, n_out), x (B, n_in). Returns the number of pulses fired (coincidences). The random
-    draws of sample b, cell (i, j) use counters base + (b·n_out + i)·n_in + j.
+    d (B, n_out), x (B, n_in); asym and gamma (n_out, n_in) each device's asymmetry and gain. Returns
+    the number of pulses fired (coincidences). The random draws of sample b, cell (i, j) use counters
+    base + (b·n_out + i)·n_in + j.
     """
     batch, n_out = d.shape
     n_in = x.shape[1]
@@ -86,7 +89,7 @@ def pulsed_update(w, d, x, eta, w_max, bl, dw_min, asym, c2c, soft, gamma, seed,
                     continue
                 pulses += n
                 up = d[b, i] * x[b, j] > 0.0
-                size = step * gamma[i, j] * (1.0 + 0.5 * asym if up else 1.0 - 0.5 * asym)
+                size = step * gamma[i, j] * (1.0 + 0.5 * asym[i, j] if up else 1.0 - 0.5 * asym[i, j])
                 if c2c > 0.0:
                     size = size * (n + c2c * math.sqrt(n) * normal(seed, 2 * ctr + 1)) / n
                 if soft:
@@ -119,7 +122,7 @@ def pulsed_update_np(w, d, x, eta, w_max, bl, dw_min, asym, c2c, soft, gamma, se
         n = _binomial_inv_np(u, bl, p * q)
         pulses += int(n.sum())
         up = np.outer(d[b], x[b]) > 0
-        size = step * gamma * np.where(up, 1 + 0.5 * asym, 1 - 0.5 * asym)
+        size = step * gamma * np.where(up, 1 + 0.5 * asym, 1 - 0.5 * asym)  # asym: (n_out, n_in) or a number
         if c2c > 0:
             safe = np.maximum(n, 1)
             size = size * (n + c2c * np.sqrt(n) * normal_np(seed, 2 * ctr + 1)) / safe
@@ -165,6 +168,21 @@ def _device_gains(shape: tuple, d2d: float, seed: int, layer: int) -> np.ndarray
     return gains
 
 
+def device_asymmetry(shape, asym: float, d2d: float, *, seed: int, layer: int) -> np.ndarray:
+    """Fixed per-device asymmetries a_ij = a + σ_a ξ (read-only, drawn once per chip)."""
+    return _device_asymmetry(tuple(int(n) for n in shape), float(asym), float(d2d), int(seed), int(layer))
+
+
+@functools.lru_cache(maxsize=256)
+def _device_asymmetry(shape: tuple, asym: float, d2d: float, seed: int, layer: int) -> np.ndarray:
+    if d2d == 0:
+        values = np.full(shape, asym)
+    else:
+        values = asym + d2d * np.random.default_rng([seed, 0xA5, layer]).standard_normal(shape)
+    values.flags.writeable = False
+    return values
+
+
 def update_crossbars(spec, states: list[np.ndarray], errors: list[np.ndarray], pre: list[np.ndarray],
                      lr, w_max: np.ndarray, profile, *, seed: int, update_index: int) -> tuple[list[np.ndarray], int]:
     """One in-place learning step of every crossbar: ΔW_ℓ = −η_ℓ ∂F̄/∂W_ℓ = η_ℓ (a_ℓ/B) Σ_b ε_ℓ,b p_ℓ,bᵀ,
@@ -182,10 +200,11 @@ def update_crossbars(spec, states: list[np.ndarray], errors: list[np.ndarray], p
     for l in range(spec.depth):
         w = np.array(states[l], dtype=np.float64)
         gamma = device_gains(w.shape, profile.d2d_frac, seed=seed, layer=l)
+        asym = device_asymmetry(w.shape, profile.up_down_asym, profile.asym_d2d_frac, seed=seed, layer=l)
         base = ((update_index * spec.depth + l) << 30) % (1 << 62)
         pulses += pulsed_update(w, np.ascontiguousarray(errors[l], dtype=np.float64),
                                 np.ascontiguousarray(pre[l], dtype=np.float64), float(rates[l]) * a[l] / batch,
-                                float(w_max[l]), int(profile.pulse_bl), profile.dw_min_frac, profile.up_down_asym,
+                                float(w_max[l]), int(profile.pulse_bl), profile.dw_min_frac, asym,
                                 profile.c2c_frac, bool(profile.soft_bounds), gamma, seed, base)
         out.append(w)
     return out, pulses

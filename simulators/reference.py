@@ -20,25 +20,30 @@ from pchw.oracle import dphi, phi
 from .circuit import Circuit
 from .contracts import CircuitState, Drive, Method, Phase, PhaseTrace, Record, WindowSums
 from .mvm import analog_mvm_np
-from .noise import MU_FIRST_EVAL, StepNoise, counter, ktc_slot, slot
+from .noise import MU_FIRST_EVAL, StepNoise, corr_advance_np, counter, ktc_slot, slot
 from .rng import normal_np
 
 
-def mvm(circuit: Circuit, noise: StepNoise | None, w, p, crossbar: int, direction: int, eval_index: int, samples):
-    """p Wᵀ through crossbar ``crossbar`` (w already oriented (n_out, n_in)), exact without ``noise``."""
+def mvm(circuit: Circuit, noise: StepNoise | None, w, p, crossbar: int, direction: int, eval_index: int, samples,
+        corr: np.ndarray | None = None):
+    """p Wᵀ through crossbar ``crossbar`` (w already oriented (n_out, n_in): Wᵀ for a transposed read,
+    direction 1), exact without ``noise``; ``corr`` (2L, B, n) the correlated read noise's current values."""
     if noise is None:
         return p @ w.T
+    var = None if circuit.read_var is None else circuit.read_var[crossbar]
     return analog_mvm_np(w, p, circuit.w_max[crossbar], noise, eval_index=eval_index,
-                         slot_base=slot(crossbar, direction, 0), samples=samples)
+                         slot_base=slot(crossbar, direction, 0), samples=samples,
+                         corr=None if corr is None else corr[2 * crossbar + direction],
+                         read_var=None if var is None else (var if direction == 0 else var.T))
 
 
-def first_prediction(circuit: Circuit, x, samples, *, eval_index: int = MU_FIRST_EVAL):
+def first_prediction(circuit: Circuit, x, samples, *, eval_index: int = MU_FIRST_EVAL, corr=None):
     """μ_1 = a_1 W_1 x, computed once per sample by the input crossbar."""
-    return circuit.a_in * mvm(circuit, circuit.noise, circuit.w_in, x, 0, 0, eval_index, samples)
+    return circuit.a_in * mvm(circuit, circuit.noise, circuit.w_in, x, 0, 0, eval_index, samples, corr)
 
 
 def gradient(circuit: Circuit, mu_first, y, z, zout, free_output: bool, feedback: bool = True,
-             noise: StepNoise | None = None, eval_index: int = 0, samples=None):
+             noise: StepNoise | None = None, eval_index: int = 0, samples=None, corr=None):
     """(g (H, B, N), g_out (B, d_y) or None, per-sample energies (B,), ε (H, B, N), ε_L (B, d_y))
     at state (z, zout) — the errors as the error neurons compute them (with the MVM noise).
 
@@ -52,15 +57,16 @@ def gradient(circuit: Circuit, mu_first, y, z, zout, free_output: bool, feedback
     eps = np.empty_like(z)
     eps[0] = z[0] - mu_first
     for l in range(1, spec.n_hidden):
-        mu = c.a_hid * mvm(c, noise, c.w_hid[l - 1], phz[l - 1], l, 0, eval_index, samples)
+        mu = c.a_hid * mvm(c, noise, c.w_hid[l - 1], phz[l - 1], l, 0, eval_index, samples, corr)
         eps[l] = z[l] - (z[l - 1] + mu if spec.skip else mu)
-    mu_out = c.a_out * mvm(c, noise, c.w_out, phz[-1], last, 0, eval_index, samples)
+    mu_out = c.a_out * mvm(c, noise, c.w_out, phz[-1], last, 0, eval_index, samples, corr)
     eps_out = zout - mu_out if free_output else y - mu_out
     fb = np.empty_like(z)
     if feedback:
+        w_hid_fb, w_out_fb = c.w_fb if c.w_fb is not None else (c.w_hid, c.w_out)
         for l in range(spec.n_hidden - 1):
-            fb[l] = c.a_hid * mvm(c, noise, c.w_hid[l].T, eps[l + 1], l + 1, 1, eval_index, samples)
-        fb[-1] = c.a_out * mvm(c, noise, c.w_out.T, eps_out, last, 1, eval_index, samples)
+            fb[l] = c.a_hid * mvm(c, noise, w_hid_fb[l].T, eps[l + 1], l + 1, 1, eval_index, samples, corr)
+        fb[-1] = c.a_out * mvm(c, noise, w_out_fb.T, eps_out, last, 1, eval_index, samples, corr)
     if not feedback:
         g = eps.copy()
     else:
@@ -96,13 +102,16 @@ def integrate(circuit: Circuit, state: CircuitState, drive: Drive, phase: Phase,
     z, zout = state.z, state.zout
     noise, free, heun = circuit.noise, phase.free_output, phase.method is Method.HEUN
     args = (circuit, drive.mu_first, drive.y)
+    corr = state.corr_total  # None unless the read noise is temporally correlated
     energies = np.empty((phase.n_steps + 1, z.shape[1])) if record.free_energy else None
     states = np.empty((phase.n_steps + 1,) + z.shape) if record.activities else None
     window_from = phase.n_steps - phase.window
     for k in range(phase.n_steps):
         step = phase.step_offset + k
         ev = 2 * step if heun else step  # Heun evaluates the gradient twice per step
-        g, g_out, e, eps, eps_out = gradient(*args, z, zout, free, phase.feedback, noise, ev, drive.samples)
+        g, g_out, e, eps, eps_out = gradient(*args, z, zout, free, phase.feedback, noise, ev, drive.samples, corr)
+        if corr is not None:  # one step of the noise processes (Heun's corrector reads at the step's end)
+            corr_advance_np(state.corr_state, corr, noise, step, drive.samples)
         if window is not None and k >= window_from:
             window.eps += eps
             window.eps_out += eps_out
@@ -117,7 +126,7 @@ def integrate(circuit: Circuit, state: CircuitState, drive: Drive, phase: Phase,
                 zout -= phase.h * g_out
         else:
             g2, g2_out, *_ = gradient(*args, z - phase.h * g, zout - phase.h * g_out if free else zout, free,
-                                      phase.feedback, noise, ev + 1, drive.samples)
+                                      phase.feedback, noise, ev + 1, drive.samples, corr)
             z -= 0.5 * phase.h * (g + g2)
             if free:
                 zout -= 0.5 * phase.h * (g_out + g2_out)
@@ -125,7 +134,7 @@ def integrate(circuit: Circuit, state: CircuitState, drive: Drive, phase: Phase,
     if energies is not None:
         end = phase.step_offset + phase.n_steps
         energies[phase.n_steps] = gradient(*args, z, zout, free, phase.feedback, noise, 2 * end if heun else end,
-                                           drive.samples)[2]
+                                           drive.samples, corr)[2]
     if states is not None:
         states[phase.n_steps] = z
     return PhaseTrace(free_energy=energies, activities=states)

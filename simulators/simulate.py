@@ -38,7 +38,7 @@ from .backends import CircuitBackend, make_backend
 from .circuit import Circuit, prepare_circuit
 from .contracts import CircuitState, Drive, Method, Phase, Record, WindowSums, as_enum
 from .errors import SimulationError
-from .forward import forward_sweep
+from .forward import forward_sweep, start_correlated_noise
 from .learning import Learning, apply_update, check_w_max
 
 MAX_STABLE_H = 2.0  # explicit Euler and Heun diverge for dt/τ·λ_max > 2, and λ_max ≥ 1 (H_z = I + …)
@@ -235,24 +235,26 @@ def _start(circuit: Circuit, req: _Request, z0) -> tuple[CircuitState, Drive, Ev
     """The initial state, the drive of the PC phase, the events and circuit time of getting there."""
     spec, batch, x = req.spec, req.x.shape[0], req.x
     y_in = req.y if req.y is not None else np.zeros((batch, spec.output_dim))
+    corr_state, corr = start_correlated_noise(circuit, req.samples)
     if z0 is None and req.init is Init.SWEEP:
-        sweep = forward_sweep(circuit, x, req.samples)
+        sweep = forward_sweep(circuit, x, req.samples, corr=corr)
         events = sweep.synaptic_events if req.profile.substrate.value == "neuromorphic" else None
         counts = forward_sweep_counts(spec, req.profile, n_samples=batch, synaptic_events=events)
-        state = CircuitState(z=sweep.z, zout=sweep.output.copy())
+        state = CircuitState(z=sweep.z, zout=sweep.output.copy(), corr_state=corr_state, corr_total=corr)
         return state, Drive(x, sweep.mu_first, y_in, req.samples), counts, sweep_time_s(spec, req.profile)
-    mu_first = stepper.first_prediction(circuit, x, req.samples)
+    mu_first = stepper.first_prediction(circuit, x, req.samples, corr=corr)
     counts = input_read_counts(spec, req.profile, n_samples=batch)
     if z0 is not None:
         z0 = np.asarray(z0, dtype=np.float64)
         if z0.shape != (spec.n_hidden, batch, spec.width):
             raise SimulationError(f"z0 has shape {z0.shape}, expected {(spec.n_hidden, batch, spec.width)}")
-        state = CircuitState(z=np.array(z0), zout=np.zeros((batch, spec.output_dim)))
+        z, zout = np.array(z0), np.zeros((batch, spec.output_dim))
     elif req.init is Init.FEEDFORWARD:
         zs, out = feedforward(spec, circuit.crossbars, x)
-        state = CircuitState(z=np.ascontiguousarray(np.stack(zs)), zout=np.ascontiguousarray(out))
+        z, zout = np.ascontiguousarray(np.stack(zs)), np.ascontiguousarray(out)
     else:
-        state = CircuitState(z=np.zeros((spec.n_hidden, batch, spec.width)), zout=np.zeros((batch, spec.output_dim)))
+        z, zout = np.zeros((spec.n_hidden, batch, spec.width)), np.zeros((batch, spec.output_dim))
+    state = CircuitState(z=z, zout=zout, corr_state=corr_state, corr_total=corr)
     return state, Drive(x, mu_first, y_in, req.samples), counts, 0.0
 
 
@@ -303,7 +305,7 @@ def _end_errors(circuit: Circuit, state: CircuitState, drive: Drive, req: _Reque
         end = req.ff_steps + req.n_steps
         end = end if req.method is Method.EULER else 2 * end
         eps, eps_out = stepper.gradient(circuit, drive.mu_first, drive.y, state.z, state.zout, free, True,
-                                          circuit.noise, end, drive.samples)[3:]
+                                          circuit.noise, end, drive.samples, state.corr_total)[3:]
     return g, energies, eps, eps_out
 
 

@@ -3,7 +3,6 @@
 import math
 from dataclasses import asdict, replace
 
-import numpy as np
 import pytest
 
 from experiments import break_even

@@ -21,7 +21,8 @@ def _update(w, d, x, eta, seed, base, **device):
     args.update(device)
     w = w.copy()
     gamma = np.ones_like(w)
-    pulses = pulsed_update(w, d, x, eta, args["w_max"], args["bl"], args["dw_min"], args["asym"], args["c2c"],
+    pulses = pulsed_update(w, d, x, eta, args["w_max"], args["bl"], args["dw_min"], np.full(w.shape, args["asym"]),
+                           args["c2c"],
                            args["soft"], gamma, seed, base)
     return w, pulses
 
@@ -60,7 +61,9 @@ def test_asymmetry_and_exact_device():
 def test_numba_and_numpy_pulse_updates_agree():
     w0, d, x = _signals(seed=4)
     gamma = 1 + 0.2 * np.random.default_rng(0).standard_normal(w0.shape)
-    for device in [dict(dw_min=0.002, asym=0.26, c2c=0.3, soft=True), dict(dw_min=0.0, asym=0.0, c2c=0.0, soft=False)]:
+    spread = 0.26 + 0.1 * np.random.default_rng(1).standard_normal(w0.shape)  # device-to-device asymmetry
+    for device in [dict(dw_min=0.002, asym=spread, c2c=0.3, soft=True),
+                   dict(dw_min=0.0, asym=np.zeros_like(w0), c2c=0.0, soft=False)]:
         w = w0.copy()
         n = pulsed_update(w, d, x, 0.003, 0.5, 31, device["dw_min"], device["asym"], device["c2c"], device["soft"],
                           gamma, 9, 12345)
@@ -125,10 +128,19 @@ def test_random_pulses_drive_soft_bounded_devices_to_their_symmetry_point():
     rng = np.random.default_rng(3)
     w = np.zeros((8, 8))
     gamma = np.ones_like(w)
+    asym = np.full(w.shape, 0.26)
     for k in range(3000):  # zero-mean random updates: only the device's asymmetry decides the drift
-        pulsed_update(w, rng.standard_normal((1, 8)), rng.standard_normal((1, 8)), 0.02, 1.0, 31, 0.01, 0.26, 0.0,
+        pulsed_update(w, rng.standard_normal((1, 8)), rng.standard_normal((1, 8)), 0.02, 1.0, 31, 0.01, asym, 0.0,
                       True, gamma, 5, k << 12)
     assert np.mean(w) == pytest.approx(0.13, abs=0.01)
+    spread = 0.26 + 0.3 * np.random.default_rng(4).standard_normal((8, 8))  # each device its own a_ij
+    w, mean = np.zeros((8, 8)), np.zeros((8, 8))
+    for k in range(6000):
+        pulsed_update(w, rng.standard_normal((1, 8)), rng.standard_normal((1, 8)), 0.02, 1.0, 31, 0.01, spread, 0.0,
+                      True, gamma, 6, k << 12)
+        mean += w / 3000 if k >= 3000 else 0.0  # the time average over the random walk's fluctuations
+    assert np.corrcoef(mean.ravel(), spread.ravel() / 2)[0, 1] > 0.9  # each settles at its own a_ij/2
+    assert np.abs(mean - spread / 2).mean() < 0.03
 
 
 def test_window_and_zero_shift_options(tmp_path, data):

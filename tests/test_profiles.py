@@ -27,6 +27,7 @@ PRESETS = {
     "gpu-bf16",
     "asic-int8-7nm",
     "analog-rram-clocked",
+    "analog-rram-clocked-realistic",
     "analog-rram-continuous",
     "analog-cap-ota",
     "neuromorphic-loihi",
@@ -58,7 +59,7 @@ dt_s = { value = 1e-7, source = "design choice" }
 # ---- shipped presets ----------------------------------------------------------------------
 
 
-def test_preset_names_are_exactly_the_eight():
+def test_preset_names_are_exactly_the_shipped_ones():
     assert set(list_profiles()) == PRESETS
     assert len(list_profiles()) == len(PRESETS)
 

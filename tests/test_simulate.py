@@ -123,6 +123,8 @@ def test_same_seed_same_result_and_time_accounting():
         ({"n_steps": -1}, "n_steps=-1"),
         ({"dt_s": 0.0}, "dt_s=0.0 must be"),
         ({"tau_s": float("inf")}, "tau_s=inf"),
+        ({"dt_s": 3.0, "tau_s": 1.0}, "dt_s/tau_s=3 is past the stability bound"),
+        ({"init": "sweep", "ff_steps": 4}, "ff_steps=4 sets the emulated forward cascade"),
         ({"method": "rk4"}, "method='rk4' is not one of: euler, heun"),
         ({"backend": "jax"}, "backend='jax'"),
         ({"init": "random"}, "init='random'"),

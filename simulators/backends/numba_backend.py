@@ -18,6 +18,18 @@ from ..contracts import PhaseTrace, WindowSums
 from ..noise import NO_NOISE
 
 
+def _variances(circuit):
+    """(var_hid, var_hid_t, var_out, var_out_t) of the kernel, empty without state-dependent read noise."""
+    spec = circuit.spec
+    if circuit.read_var is None:
+        empty = np.zeros((max(spec.n_hidden - 1, 0), 0, 0))
+        return empty, empty, np.zeros((0, 0)), np.zeros((0, 0))
+    hid = np.ascontiguousarray(np.stack(circuit.read_var[1:-1]) if spec.depth > 2
+                               else np.zeros((0, spec.width, spec.width)))
+    out = np.ascontiguousarray(circuit.read_var[-1])
+    return hid, np.ascontiguousarray(hid.transpose(0, 2, 1)), out, np.ascontiguousarray(out.T)
+
+
 def _kernel_circuit(circuit, *, single: bool) -> kernels.KernelCircuit:
     spec = circuit.spec
     w_hid, w_out = circuit.w_hid, circuit.w_out
@@ -30,10 +42,14 @@ def _kernel_circuit(circuit, *, single: bool) -> kernels.KernelCircuit:
     else:
         w_hid_t = np.ascontiguousarray(w_hid.transpose(0, 2, 1))
         w_out_t = np.ascontiguousarray(w_out.T)
+        if circuit.w_fb is not None:  # transposed reads see other weights (IR drop)
+            w_hid, w_out = (np.ascontiguousarray(w) for w in circuit.w_fb)
+    var_hid, var_hid_t, var_out, var_out_t = _variances(circuit)
     return kernels.KernelCircuit(w_hid=w_hid, w_hid_t=w_hid_t, w_out=w_out, w_out_t=w_out_t, a_hid=circuit.a_hid,
                                  a_out=circuit.a_out, act=kernels.ACT_CODES[spec.act.value], skip=spec.skip,
                                  w_max=np.ascontiguousarray(circuit.w_max, dtype=np.float64),
-                                 gains=np.ascontiguousarray(circuit.gains, dtype=np.float64))
+                                 gains=np.ascontiguousarray(circuit.gains, dtype=np.float64), var_hid=var_hid,
+                                 var_hid_t=var_hid_t, var_out=var_out, var_out_t=var_out_t)
 
 
 class NumbaBackend:
@@ -46,7 +62,9 @@ class NumbaBackend:
 
     def integrate(self, circuit, state, drive, phase, *, record, window):
         batch = state.z.shape[1]
-        single = batch == 1 and (window is None or phase.window == 0)
+        # the single-sample kernel has no update window, correlated or state-dependent read noise or IR drop
+        single = batch == 1 and (window is None or phase.window == 0) and state.corr_state is None \
+            and circuit.read_var is None and circuit.w_fb is None
         kc = _kernel_circuit(circuit, single=single)
         noise = circuit.noise if circuit.noise is not None else NO_NOISE
         ideal = circuit.ideal
@@ -88,16 +106,20 @@ class NumbaBackend:
                               activities=out.state_trace[:, :, None, :] if rec_s else None)
         d = kernels.KernelDrive(mu1=np.ascontiguousarray(drive.mu_first), y=np.ascontiguousarray(drive.y),
                                 samples=samples)
-        sums = window if window is not None else _no_window(spec, batch=0)
+        sums = window if window is not None else _no_window(spec)
         out = kernels.KernelOutputs(energy_trace=np.empty((steps + 1 if rec_e else 0, state.z.shape[1])),
                                     state_trace=np.empty((steps + 1 if rec_s else 0,) + state.z.shape),
                                     eps_sum=sums.eps, eps_out_sum=sums.eps_out, phz_sum=sums.act)
-        kernels.integrate_batched(kc, d, ph, noise, state.z, state.zout, out)
+        if state.corr_state is not None:
+            cr = kernels.KernelCorr(state=state.corr_state, total=state.corr_total)
+        else:
+            cr = kernels.KernelCorr(state=np.zeros((0, 2 * spec.depth, 1, 0)), total=np.zeros((2 * spec.depth, 1, 0)))
+        kernels.integrate_batched(kc, d, ph, noise, state.z, state.zout, out, cr)
         return PhaseTrace(free_energy=out.energy_trace if rec_e else None,
                           activities=out.state_trace if rec_s else None)
 
 
-def _no_window(spec, *, batch: int) -> WindowSums:
+def _no_window(spec) -> WindowSums:
     """Empty accumulators of the right types (the kernel never touches them)."""
     return WindowSums(np.zeros((spec.n_hidden, 0, spec.width)), np.zeros((0, spec.output_dim)),
                       np.zeros((spec.n_hidden, 0, spec.width)))

@@ -19,7 +19,7 @@ import torch
 
 from ..contracts import Method, PhaseTrace
 from ..errors import SimulationError
-from ..noise import SAMPLE_BITS, SLOT_BITS, UNIT_BITS, ktc_slot, slot
+from ..noise import SAMPLE_BITS, SLOT_BITS, UNIT_BITS, corr_seed, ktc_slot, slot
 
 _U64 = 1 << 64
 _IH_SCALE = (12.0 / 4.0) ** 0.5 / 65536.0  # as simulators.rng: four 16-bit quarters, unit variance
@@ -79,6 +79,13 @@ class _Circuit:
         spec = circuit.spec
         self.spec, self.noise = spec, circuit.noise
         self.w_hid, self.w_out = t(circuit.w_hid), t(circuit.w_out)
+        # what transposed reads see (other weights under IR drop) and the read-noise variances (or None)
+        self.w_hid_fb, self.w_out_fb = (t(w) for w in circuit.w_fb) if circuit.w_fb is not None \
+            else (self.w_hid, self.w_out)
+        var = circuit.read_var
+        self.var_hid = None if var is None else t(np.stack(var[1:-1]) if spec.depth > 2
+                                                  else np.zeros((0, spec.width, spec.width)))
+        self.var_out = None if var is None else t(var[-1])
         self.a_hid, self.a_out = circuit.a_hid, circuit.a_out
         self.w_max = t(circuit.w_max)
         self.gains = t(circuit.gains)
@@ -101,9 +108,10 @@ class _Circuit:
         return torch.ones_like(z)
 
 
-def _convert(c: _Circuit, p, w, w_max, ev: int, slots, samples, *, transpose: bool):
+def _convert(c: _Circuit, p, w, w_max, ev: int, slots, samples, *, transpose: bool, corr=None, var=None):
     """p Wᵀ (or p W with ``transpose``) through the converter and noise model of :mod:`simulators.mvm`.
-    p (K, B, n_in), w (K, n_out, n_in), w_max (K,) or a scalar; slots (K,) or a scalar."""
+    p (K, B, n_in), w (K, n_out, n_in), w_max (K,) or a scalar; slots (K,) or a scalar; corr (K, B, ≥ n_out)
+    the outputs' correlated read noise, var (K, n_out, n_in) the weights' read-noise variances (or None)."""
     noise = c.noise
     wt = w if transpose else w.transpose(-1, -2)
     if noise is None or not noise.mvm_active:
@@ -115,8 +123,14 @@ def _convert(c: _Circuit, p, w, w_max, ev: int, slots, samples, *, transpose: bo
         pn = torch.round(pn * noise.levels_in) / noise.levels_in
     w_max = torch.as_tensor(w_max, dtype=p.dtype, device=p.device).reshape(-1, 1, 1)
     yn = torch.matmul(pn, wt) / w_max
+    if var is None:
+        read_norm2 = (pn * pn).sum(dim=-1, keepdim=True)
+    else:
+        read_norm2 = torch.matmul(pn * pn, var if transpose else var.transpose(-1, -2))
+    if corr is not None:
+        yn = yn + torch.sqrt(read_norm2) * corr[..., : yn.shape[-1]]
     if noise.read_sigma or noise.out_sigma:
-        norm2 = (pn * pn).sum(dim=-1, keepdim=True) if noise.read_sigma else 0.0
+        norm2 = read_norm2 if noise.read_sigma else 0.0
         sigma = torch.sqrt(noise.read_sigma**2 * norm2 + torch.as_tensor(noise.out_sigma**2, dtype=p.dtype))
         ctr = counters(ev, torch.as_tensor(slots).reshape(-1), samples, yn.shape[-1])
         yn = yn + sigma * normal(c.key, ctr, p.dtype)
@@ -127,32 +141,40 @@ def _convert(c: _Circuit, p, w, w_max, ev: int, slots, samples, *, transpose: bo
     return yn * (w_max * torch.where(scale > 0, scale, torch.zeros_like(scale)))
 
 
-def _gradient(c: _Circuit, mu1, y, z, zout, free: bool, feedback: bool, noisy: bool, ev: int, samples):
-    """(g, g_out, F_b, ε, ε_L, g·φ(z)) at (z, zout): the batched twin of :func:`simulators.reference.gradient`."""
+def _gradient(c: _Circuit, mu1, y, z, zout, free: bool, feedback: bool, noisy: bool, ev: int, samples, corr=None):
+    """(g, g_out, F_b, ε, ε_L, g·φ(z)) at (z, zout): the batched twin of :func:`simulators.reference.gradient`;
+    corr (2L, B, n) the correlated read noise's current values, or None."""
     spec, h = c.spec, c.spec.n_hidden
     last = spec.depth - 1
+
+    def cr(index):  # the correlated read noise of the MVMs at these indices 2ℓ + d (None without it)
+        return None if corr is None else corr[index]
+
     phz = c.gains[:, None, :] * c.phi(z)
     eps = torch.empty_like(z)
     eps[0] = z[0] - mu1
     if h > 1:
         if noisy:
-            pred = _convert(c, phz[:-1], c.w_hid, c.w_max[1:h], ev, c.hid_fwd_slots, samples, transpose=False)
+            pred = _convert(c, phz[:-1], c.w_hid, c.w_max[1:h], ev, c.hid_fwd_slots, samples, transpose=False,
+                            corr=cr(slice(2, 2 * h, 2)), var=c.var_hid)
         else:
             pred = torch.matmul(phz[:-1], c.w_hid.transpose(-1, -2))
         eps[1:] = z[1:] - (z[:-1] + c.a_hid * pred if spec.skip else c.a_hid * pred)
-    out_pred = _convert(c, phz[-1:], c.w_out[None], c.w_max[last], ev, slot(last, 0, 0), samples,
-                        transpose=False)[0] if noisy else phz[-1] @ c.w_out.T
+    var_out = None if c.var_out is None else c.var_out[None]
+    out_pred = _convert(c, phz[-1:], c.w_out[None], c.w_max[last], ev, slot(last, 0, 0), samples, transpose=False,
+                        corr=cr(slice(2 * last, 2 * last + 1)), var=var_out)[0] if noisy else phz[-1] @ c.w_out.T
     eps_out = (zout if free else y) - c.a_out * out_pred
     if feedback:
         fb = torch.empty_like(z)
         if h > 1:
             if noisy:
-                fb[:-1] = c.a_hid * _convert(c, eps[1:], c.w_hid, c.w_max[1:h], ev, c.hid_fb_slots, samples,
-                                             transpose=True)
+                fb[:-1] = c.a_hid * _convert(c, eps[1:], c.w_hid_fb, c.w_max[1:h], ev, c.hid_fb_slots, samples,
+                                             transpose=True, corr=cr(slice(3, 2 * h, 2)), var=c.var_hid)
             else:
-                fb[:-1] = c.a_hid * torch.matmul(eps[1:], c.w_hid)
-        fb[-1] = c.a_out * (_convert(c, eps_out[None], c.w_out[None], c.w_max[last], ev, slot(last, 1, 0), samples,
-                                     transpose=True)[0] if noisy else eps_out @ c.w_out)
+                fb[:-1] = c.a_hid * torch.matmul(eps[1:], c.w_hid_fb)
+        fb[-1] = c.a_out * (_convert(c, eps_out[None], c.w_out_fb[None], c.w_max[last], ev, slot(last, 1, 0), samples,
+                                     transpose=True, corr=cr(slice(2 * last + 1, 2 * last + 2)), var=var_out)[0]
+                            if noisy else eps_out @ c.w_out_fb)
         g = eps - c.gains[:, None, :] * c.dphi(z) * fb
         if spec.skip:
             g[:-1] -= eps[1:]
@@ -160,6 +182,21 @@ def _gradient(c: _Circuit, mu1, y, z, zout, free: bool, feedback: bool, noisy: b
         g = eps.clone()
     energies = 0.5 * ((eps * eps).sum(dim=(0, 2)) + (eps_out * eps_out).sum(dim=1))
     return g, (eps_out if free else None), energies, eps, eps_out, phz
+
+
+def _corr_advance(c: _Circuit, state, step: int, samples):
+    """One step of the correlated read noise's processes (twin of :func:`simulators.noise.corr_advance_np`);
+    returns their new sum."""
+    noise = c.noise
+    slots = torch.tensor([si * 2 + 1 for si in range(state.shape[1])], dtype=torch.int64, device=state.device)
+    ctr = counters(step, slots, samples, state.shape[3])
+    total = torch.zeros_like(state[0])
+    for k in range(state.shape[0]):
+        rho = float(noise.corr_rho[k])
+        state[k] = rho * state[k] + float(np.sqrt(1.0 - rho * rho)) * normal(seed_key(corr_seed(noise.seed, k)), ctr,
+                                                                               state.dtype)
+        total += float(noise.corr_gain[k]) * state[k]
+    return total
 
 
 def _after_update(c: _Circuit, z, step: int, samples) -> None:
@@ -211,10 +248,14 @@ class TorchBackend:
         states = [] if record.activities else None
         sums = [torch.zeros_like(z), torch.zeros_like(zout), torch.zeros_like(z)] if window is not None else None
         args = (c, mu1, y)
+        corr_state = None if state.corr_state is None else self._t(state.corr_state).clone()
+        corr = None if state.corr_total is None else self._t(state.corr_total).clone()
         for k in range(phase.n_steps):
             step = phase.step_offset + k
             ev = 2 * step if heun else step
-            g, g_out, e, eps, eps_out, phz = _gradient(*args, z, zout, free, phase.feedback, noisy, ev, samples)
+            g, g_out, e, eps, eps_out, phz = _gradient(*args, z, zout, free, phase.feedback, noisy, ev, samples, corr)
+            if corr is not None:  # one step of the noise processes (Heun's corrector reads at the step's end)
+                corr = _corr_advance(c, corr_state, step, samples)
             if sums is not None and k >= phase.n_steps - phase.window:
                 sums[0] += eps
                 sums[1] += eps_out
@@ -225,7 +266,7 @@ class TorchBackend:
                 states.append(z.clone())
             if heun:
                 g2, g2_out, *_ = _gradient(*args, z - h * g, zout - h * g_out if free else zout, free, phase.feedback,
-                                           noisy, ev + 1, samples)
+                                           noisy, ev + 1, samples, corr)
                 z -= 0.5 * h * (g + g2)
                 if free:
                     zout -= 0.5 * h * (g_out + g2_out)
@@ -237,11 +278,14 @@ class TorchBackend:
         if energies is not None:
             end = phase.step_offset + phase.n_steps
             energies.append(_gradient(*args, z, zout, free, phase.feedback, noisy, 2 * end if heun else end,
-                                      samples)[2])
+                                      samples, corr)[2])
         if states is not None:
             states.append(z.clone())
         state.z[...] = z.cpu().numpy()
         state.zout[...] = zout.cpu().numpy()
+        if corr is not None:
+            state.corr_state[...] = corr_state.cpu().numpy()
+            state.corr_total[...] = corr.cpu().numpy()
         if sums is not None:
             window.eps += sums[0].cpu().numpy()
             window.eps_out += sums[1].cpu().numpy()
