@@ -16,7 +16,8 @@ from pchw.spec import NetworkSpec
 
 from .arrays import ir_drop, read_variance
 from .devices import activation_gains, program_weights
-from .noise import StepNoise, step_noise
+from .errors import SimulationError
+from .noise import UNIT_BITS, StepNoise, read_units, step_noise
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,10 @@ def prepare_circuit(spec: NetworkSpec, weights: list[np.ndarray], profile: Hardw
     if not profile.is_ideal_circuit:
         noise = step_noise(profile, dt_s=dt_s, seed=seed)
         noise = noise if noise.active else None
+        if noise is not None and read_units(spec, noise) > 1 << UNIT_BITS:
+            raise SimulationError(f"{spec.depth} crossbars of width {spec.width} on {profile.name}'s tiles read "
+                                  f"{read_units(spec, noise)} noisy outputs at once: at most {1 << UNIT_BITS} fit the "
+                                  "noise counters (raise max_rows/max_cols)")
         if w_max is None:
             weights, full_scale = program_weights([g - r for g, r in zip(weights, ref)], profile, seed=seed)
             ref = np.zeros(spec.depth)  # programmed weights carry no reference

@@ -107,5 +107,4 @@ def start_correlated_noise(circuit: Circuit, samples: np.ndarray) -> tuple[np.nd
     noise = circuit.noise
     if noise is None or not noise.correlated:
         return None, None
-    spec = circuit.spec
-    return corr_start_np(noise, corr_shape(spec.depth, len(samples), spec.width, spec.output_dim), samples)
+    return corr_start_np(noise, corr_shape(circuit.spec, noise, len(samples)), samples)

@@ -141,16 +141,24 @@ class _Work(NamedTuple):
     pn2_o: np.ndarray
     rows: np.ndarray
     rows_o: np.ndarray
+    tbuf: np.ndarray
 
 
 @nb.njit(cache=True)
-def xbar(p, wt, out, noisy, pn, scale, w_max, noise, ev, slot_base, samples, corr, var_t, pn2, rows, norm2):
+def xbar(p, wt, out, noisy, pn, scale, w_max, noise, ev, slot_base, samples, corr, var_t, pn2, rows, norm2, tile,
+         tbuf):
     """out ← p wt (B, n_out) through a crossbar; with ``noisy``, through the converter and noise
     model of :mod:`simulators.mvm`. ``corr`` (B, n) the outputs' correlated read noise, or (1, 0) without;
     ``var_t`` (n_in, n_out) the weights' read-noise variances (state-dependent noise), or (0, 0) without;
-    ``pn``, ``pn2`` (B, n_in), ``rows`` (B, n_out), ``scale``, ``norm2`` (B,) are scratch."""
+    ``tile`` the largest array's inputs (0: one array); ``pn``, ``pn2`` (B, n_in), ``rows`` (B, n_out),
+    ``scale``, ``norm2`` (B,) and ``tbuf`` (≥ B·n_in + B·n_out) are scratch."""
     if not noisy:
         np.dot(p, wt, out)
+        return
+    n_in = p.shape[1]
+    if 0 < tile < n_in:
+        _xbar_tiled(p, wt, out, pn, scale, w_max, noise, ev, slot_base, samples, corr, var_t, pn2, rows, norm2,
+                    tile, tbuf)
         return
     for b in range(p.shape[0]):
         scale[b], norm2[b] = dac_row(p[b], pn[b], noise.levels_in)
@@ -167,6 +175,55 @@ def xbar(p, wt, out, noisy, pn, scale, w_max, noise, ev, slot_base, samples, cor
         crow = corr[b, :n_out] if has_corr else corr[0, :]
         vrow = rows[b] if state_dependent else rows[0, :0]
         adc_row(out[b], w_max, scale[b], norm2[b], noise, key, ev, slot_base, samples[b], crow, vrow)
+
+
+@nb.njit(cache=True)
+def _xbar_tiled(p, wt, out, pn, scale, w_max, noise, ev, slot_base, samples, corr, var_t, pn2, rows, norm2, tile,
+                tbuf):
+    """:func:`xbar` on arrays of at most ``tile`` inputs: each tile converts, reads and digitises its own
+    partial sums (noise outputs t·n_out + i), which are added in the periphery."""
+    batch, n_in = p.shape
+    n_out = out.shape[1]
+    out[:] = 0.0
+    t = 0
+    for r0 in range(0, n_in, tile):
+        k = min(tile, n_in - r0)
+        pt = tbuf[: batch * k].reshape((batch, k))
+        yt = tbuf[batch * n_in: batch * n_in + batch * n_out].reshape((batch, n_out))
+        for b in range(batch):
+            for j in range(k):
+                pt[b, j] = p[b, r0 + j]
+        part_corr = corr[:, t * n_out:] if corr.shape[1] > 0 else corr
+        part_var = var_t[r0: r0 + k] if var_t.shape[0] > 0 else var_t
+        _read_tile(pt, wt[r0: r0 + k], yt, pn[:, :k], scale, w_max, noise, ev, slot_base, samples, part_corr,
+                   part_var, pn2[:, :k], rows, norm2, t * n_out)
+        for b in range(batch):
+            for i in range(n_out):
+                out[b, i] += yt[b, i]
+        t += 1
+
+
+@nb.njit(cache=True)
+def _read_tile(p, wt, out, pn, scale, w_max, noise, ev, slot_base, samples, corr, var_t, pn2, rows, norm2, unit0):
+    """One array's noisy read (contiguous p (B, k), wt (k, n_out)) into out (B, n_out)."""
+    batch, k = p.shape
+    pnc = np.empty((batch, k))  # a contiguous operand for BLAS
+    for b in range(batch):
+        scale[b], norm2[b] = dac_row(p[b], pnc[b], noise.levels_in)
+    np.dot(pnc, wt, out)
+    state_dependent = var_t.shape[0] > 0
+    if state_dependent:
+        sq = np.empty((batch, k))
+        for idx in np.ndindex(sq.shape):
+            sq[idx] = pnc[idx] * pnc[idx]
+        np.dot(sq, np.ascontiguousarray(var_t), rows)
+    key = seed_key(noise.seed)
+    has_corr = corr.shape[1] > 0
+    n_out = out.shape[1]
+    for b in range(batch):
+        crow = corr[b, :n_out] if has_corr else corr[0, :]
+        vrow = rows[b] if state_dependent else rows[0, :0]
+        adc_row(out[b], w_max, scale[b], norm2[b], noise, key, ev, slot_base, samples[b], crow, vrow, unit0)
 
 
 @nb.njit(cache=True)
@@ -207,13 +264,15 @@ def _grad_batched(c, d, free_out, feedback, noise, noisy, ev, z, zout, g, gout, 
             eps[0, b, i] = z[0, b, i] - d.mu1[b, i]
     for l in range(1, h_layers):
         xbar(phz[l - 1], c.w_hid_t[l - 1], wk.pred, noisy, wk.pn, wk.scale, c.w_max[l], noise, ev,
-             slot(l, 0, 0), d.samples, cr.total[2 * l], c.var_hid_t[l - 1], wk.pn2, wk.rows, wk.norm2)
+             slot(l, 0, 0), d.samples, cr.total[2 * l], c.var_hid_t[l - 1], wk.pn2, wk.rows, wk.norm2,
+             noise.tile_rows, wk.tbuf)
         for b in range(batch):
             for i in range(n):
                 base = z[l - 1, b, i] if c.skip else 0.0
                 eps[l, b, i] = z[l, b, i] - (base + c.a_hid * wk.pred[b, i])
     xbar(phz[h_layers - 1], c.w_out_t, wk.pred_out, noisy, wk.pn, wk.scale, c.w_max[last_xbar], noise, ev,
-         slot(last_xbar, 0, 0), d.samples, cr.total[2 * last_xbar], c.var_out_t, wk.pn2, wk.rows_o, wk.norm2)
+         slot(last_xbar, 0, 0), d.samples, cr.total[2 * last_xbar], c.var_out_t, wk.pn2, wk.rows_o, wk.norm2,
+         noise.tile_rows, wk.tbuf)
     for b in range(batch):
         for k in range(d_y):
             target = zout[b, k] if free_out else d.y[b, k]
@@ -222,7 +281,7 @@ def _grad_batched(c, d, free_out, feedback, noise, noisy, ev, z, zout, g, gout, 
         for l in range(h_layers - 1):
             xbar(eps[l + 1], c.w_hid[l], fb[l], noisy, wk.pn, wk.scale, c.w_max[l + 1], noise, ev,
                  slot(l + 1, 1, 0), d.samples, cr.total[2 * (l + 1) + 1], c.var_hid[l], wk.pn2, wk.rows,
-                 wk.norm2)
+                 wk.norm2, noise.tile_cols, wk.tbuf)
             for b in range(batch):
                 for i in range(n):
                     v = eps[l, b, i] - c.gains[l, i] * _dphi(z[l, b, i], c.act) * c.a_hid * fb[l, b, i]
@@ -231,7 +290,8 @@ def _grad_batched(c, d, free_out, feedback, noise, noisy, ev, z, zout, g, gout, 
                     g[l, b, i] = v
         last = h_layers - 1
         xbar(eps_out, c.w_out, fb[last], noisy, wk.pn_o, wk.scale, c.w_max[last_xbar], noise, ev,
-             slot(last_xbar, 1, 0), d.samples, cr.total[2 * last_xbar + 1], c.var_out, wk.pn2_o, wk.rows, wk.norm2)
+             slot(last_xbar, 1, 0), d.samples, cr.total[2 * last_xbar + 1], c.var_out, wk.pn2_o, wk.rows, wk.norm2,
+             noise.tile_cols, wk.tbuf)
         for b in range(batch):
             for i in range(n):
                 dv = c.gains[last, i] * _dphi(z[last, b, i], c.act)
@@ -294,7 +354,8 @@ def integrate_batched(c, d, ph, noise, z, zout, out, cr):
     wk = _Work(np.empty_like(z), np.empty_like(z), np.empty_like(z), np.empty_like(z[0]), np.empty_like(zout),
                np.empty_like(zout), np.empty(z.shape[1], dtype=z.dtype), np.empty_like(z[0]), np.empty_like(zout),
                np.empty(z.shape[1], dtype=z.dtype), np.empty(z.shape[1], dtype=z.dtype), np.empty_like(z[0]),
-               np.empty_like(zout), np.empty_like(z[0]), np.empty_like(zout))
+               np.empty_like(zout), np.empty_like(z[0]), np.empty_like(zout),
+               np.empty(2 * z.shape[1] * max(z.shape[2], zout.shape[1]), dtype=z.dtype))
     g = np.empty_like(z)
     gout = np.empty_like(zout)
     heun = ph.method == 1

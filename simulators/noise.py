@@ -49,6 +49,9 @@ class StepNoise(NamedTuple):
         corr_rho: (K,) per-step autocorrelations exp(−dt/τ_k) of the temporally correlated read-noise
             processes (empty: every read draws white noise only).
         corr_gain: (K,) each process's σ, fraction of w_max per unit ‖p_n‖₂ (like ``read_sigma``).
+        tile_rows, tile_cols: the largest array's rows and columns (0 = unlimited): a forward read splits
+            its inputs into tiles of ``tile_rows``, a transposed read into tiles of ``tile_cols``, and each
+            tile digitises its own partial sums (:func:`simulators.mvm.analog_mvm_np`).
     With correlated processes, ``read_sigma`` holds only the white part of the read noise.
     """
 
@@ -62,6 +65,8 @@ class StepNoise(NamedTuple):
     ktc_sigma: float
     corr_rho: np.ndarray = np.zeros(0)
     corr_gain: np.ndarray = np.zeros(0)
+    tile_rows: int = 0
+    tile_cols: int = 0
 
     @property
     def correlated(self) -> bool:
@@ -123,6 +128,8 @@ def step_noise(profile: HardwareProfile, *, dt_s: float, seed: int) -> StepNoise
         ktc_sigma=float(profile.ktc_noise_frac * profile.z_full_scale),
         corr_rho=np.exp(-dt_s / taus),
         corr_gain=gains,
+        tile_rows=int(profile.max_rows),
+        tile_cols=int(profile.max_cols),
     )
 
 
@@ -172,8 +179,22 @@ def corr_seed(seed: int, k: int) -> int:
     return (int(seed) + (k + 1) * 0x9E3779B97F4A7C15) % (1 << 64)
 
 
-def corr_shape(n_crossbars: int, batch: int, width: int, output_dim: int) -> tuple[int, int, int]:
-    return (2 * n_crossbars, batch, max(width, output_dim))
+def n_tiles(n_in: int, tile: int) -> int:
+    """Tiles of at most ``tile`` inputs (0: one) a read of ``n_in`` inputs splits into."""
+    return -(-n_in // tile) if 0 < tile < n_in else 1
+
+
+def read_units(spec, noise: StepNoise) -> int:
+    """The most noise outputs any read draws: tiles × outputs over every crossbar and direction."""
+    n, d, dy = spec.width, spec.input_dim, spec.output_dim
+    fwd = [n_tiles(d, noise.tile_rows) * n, n_tiles(n, noise.tile_rows) * max(n, dy)]
+    back = [n_tiles(n, noise.tile_cols) * n, n_tiles(dy, noise.tile_cols) * n]
+    return max(fwd + back)
+
+
+def corr_shape(spec, noise: StepNoise, batch: int) -> tuple[int, int, int]:
+    """(2L, B, n) of the correlated read noise's state: every tile of every read its own processes."""
+    return (2 * spec.depth, batch, read_units(spec, noise))
 
 
 def corr_start_np(noise: StepNoise, shape: tuple[int, int, int], samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -34,7 +34,8 @@ def mvm(circuit: Circuit, noise: StepNoise | None, w, p, crossbar: int, directio
     return analog_mvm_np(w, p, circuit.w_max[crossbar], noise, eval_index=eval_index,
                          slot_base=slot(crossbar, direction, 0), samples=samples,
                          corr=None if corr is None else corr[2 * crossbar + direction],
-                         read_var=None if var is None else (var if direction == 0 else var.T))
+                         read_var=None if var is None else (var if direction == 0 else var.T),
+                         tile=noise.tile_rows if direction == 0 else noise.tile_cols)
 
 
 def first_prediction(circuit: Circuit, x, samples, *, eval_index: int = MU_FIRST_EVAL, corr=None):

@@ -38,7 +38,8 @@ def _mvm_samples(profile, n_samples=4000, n_in=64, n_out=8, seed=0):
     ref = analog_mvm_np(w, p, 1.0, noise, eval_index=3, slot_base=4, samples=samples)
     out = np.empty((n_samples, n_out))
     xbar(p, np.ascontiguousarray(w.T), out, True, np.empty_like(p), np.empty(n_samples), 1.0, noise, 3, 4, samples,
-         np.zeros((1, 0)), np.zeros((0, 0)), np.empty_like(p), np.empty_like(out), np.empty(n_samples))
+         np.zeros((1, 0)), np.zeros((0, 0)), np.empty_like(p), np.empty_like(out), np.empty(n_samples), 0,
+         np.empty(0))
     exact = p @ w.T
     return ref, out, exact, p
 

@@ -63,8 +63,9 @@ class NumbaBackend:
     def integrate(self, circuit, state, drive, phase, *, record, window):
         batch = state.z.shape[1]
         # the single-sample kernel has no update window, correlated or state-dependent read noise or IR drop
+        tiled = circuit.noise is not None and (circuit.noise.tile_rows or circuit.noise.tile_cols)
         single = batch == 1 and (window is None or phase.window == 0) and state.corr_state is None \
-            and circuit.read_var is None and circuit.w_fb is None
+            and circuit.read_var is None and circuit.w_fb is None and not tiled
         kc = _kernel_circuit(circuit, single=single)
         noise = circuit.noise if circuit.noise is not None else NO_NOISE
         ideal = circuit.ideal

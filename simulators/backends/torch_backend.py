@@ -60,12 +60,13 @@ def normal(key: int, counters: torch.Tensor, dtype: torch.dtype) -> torch.Tensor
     return (total + 2.0 - 2.0 * 65536.0) * _IH_SCALE
 
 
-def counters(eval_index: int, slots: torch.Tensor | int, samples: torch.Tensor, n_units: int) -> torch.Tensor:
-    """Noise counters ((eval·2^10 + slot)·2^18 + sample)·2^12 + unit for every (slot, sample, unit);
-    ``slots`` a scalar or a (K, 1, 1) tensor, samples (B,) → (K or 1, B, n_units)."""
+def counters(eval_index: int, slots: torch.Tensor | int, samples: torch.Tensor, n_units: int,
+             unit0: int = 0) -> torch.Tensor:
+    """Noise counters ((eval·2^10 + slot)·2^18 + sample)·2^12 + unit for every (slot, sample, unit), units
+    unit0 … unit0 + n_units − 1; ``slots`` a scalar or a (K,) tensor, samples (B,) → (K or 1, B, n_units)."""
     shift = SAMPLE_BITS + UNIT_BITS
     head = (torch.as_tensor(slots, dtype=torch.int64, device=samples.device) + (int(eval_index) << SLOT_BITS)) << shift
-    units = torch.arange(n_units, dtype=torch.int64, device=samples.device)
+    units = torch.arange(unit0, unit0 + n_units, dtype=torch.int64, device=samples.device)
     return head.reshape(-1, 1, 1) + (samples.reshape(1, -1, 1) << UNIT_BITS) + units.reshape(1, 1, -1)
 
 
@@ -113,9 +114,25 @@ def _convert(c: _Circuit, p, w, w_max, ev: int, slots, samples, *, transpose: bo
     p (K, B, n_in), w (K, n_out, n_in), w_max (K,) or a scalar; slots (K,) or a scalar; corr (K, B, ≥ n_out)
     the outputs' correlated read noise, var (K, n_out, n_in) the weights' read-noise variances (or None)."""
     noise = c.noise
-    wt = w if transpose else w.transpose(-1, -2)
+    wt = w if transpose else w.transpose(-1, -2)  # (K, n_in, n_out)
     if noise is None or not noise.mvm_active:
         return torch.matmul(p, wt)
+    vt = None if var is None else (var if transpose else var.transpose(-1, -2))
+    tile, n_in, n_out = (noise.tile_cols if transpose else noise.tile_rows), p.shape[-1], wt.shape[-1]
+    if not 0 < tile < n_in:
+        return _read_tile(c, p, wt, w_max, ev, slots, samples, corr, vt, 0)
+    total = 0.0
+    for t, r0 in enumerate(range(0, n_in, tile)):  # each array digitises its own partial sums
+        rows = slice(r0, r0 + tile)
+        total = total + _read_tile(c, p[..., rows], wt[..., rows, :], w_max, ev, slots, samples,
+                                   None if corr is None else corr[..., t * n_out:],
+                                   None if vt is None else vt[..., rows, :], t * n_out)
+    return total
+
+
+def _read_tile(c: _Circuit, p, wt, w_max, ev: int, slots, samples, corr, vt, unit0: int):
+    """One array's read p·wt (p (K, B, k), wt (K, k, n_out)); its noise at outputs unit0 + i."""
+    noise = c.noise
     scale = p.abs().amax(dim=-1, keepdim=True)
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))
     pn = p / safe
@@ -123,16 +140,16 @@ def _convert(c: _Circuit, p, w, w_max, ev: int, slots, samples, *, transpose: bo
         pn = torch.round(pn * noise.levels_in) / noise.levels_in
     w_max = torch.as_tensor(w_max, dtype=p.dtype, device=p.device).reshape(-1, 1, 1)
     yn = torch.matmul(pn, wt) / w_max
-    if var is None:
+    if vt is None:
         read_norm2 = (pn * pn).sum(dim=-1, keepdim=True)
     else:
-        read_norm2 = torch.matmul(pn * pn, var if transpose else var.transpose(-1, -2))
+        read_norm2 = torch.matmul(pn * pn, vt)
     if corr is not None:
         yn = yn + torch.sqrt(read_norm2) * corr[..., : yn.shape[-1]]
     if noise.read_sigma or noise.out_sigma:
         norm2 = read_norm2 if noise.read_sigma else 0.0
         sigma = torch.sqrt(noise.read_sigma**2 * norm2 + torch.as_tensor(noise.out_sigma**2, dtype=p.dtype))
-        ctr = counters(ev, torch.as_tensor(slots).reshape(-1), samples, yn.shape[-1])
+        ctr = counters(ev, torch.as_tensor(slots).reshape(-1), samples, yn.shape[-1], unit0)
         yn = yn + sigma * normal(c.key, ctr, p.dtype)
     if noise.out_bound:
         yn = yn.clamp(-noise.out_bound, noise.out_bound)
