@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .table import number, param
+from .framework.table import number, param
 
 NAME = "depth-scaling"
 TITLE = "Depth scaling: μPC vs SP predictive coding vs Depth-μP backprop"
@@ -188,7 +188,7 @@ def run(config: Config) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ plots
-_value, _num = param, number  # runs.csv cells (experiments.table)
+_value, _num = param, number  # runs.csv cells (experiments.framework.table)
 
 
 def _flag(v) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .table import number, param
+from .framework.table import number, param
 
 NAME = "hardware-sweep"
 TITLE = "Hardware sweep: how circuit parameters move accuracy and energy"

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .table import number, param
+from .framework.table import number, param
 
 NAME = "lr-transfer"
 TITLE = "μPC learning-rate transfer across width and depth"
@@ -123,7 +123,7 @@ def run(config: Config) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ analysis
-_value, _num = param, number  # runs.csv cells (experiments.table)
+_value, _num = param, number  # runs.csv cells (experiments.framework.table)
 
 
 def _cell_mean(values: list[float]) -> float:

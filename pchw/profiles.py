@@ -23,10 +23,12 @@ from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
 from pathlib import Path
 
+from .errors import PchwError
+
 PRESET_DIR = Path(__file__).resolve().parent / "profiles"
 
 
-class ProfileError(ValueError):
+class ProfileError(PchwError, ValueError):
     """An invalid or unknown profile (one line: which file or field, what is allowed)."""
 
 

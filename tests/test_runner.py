@@ -26,9 +26,8 @@ if str(ROOT) not in sys.path:  # `tests.toy_experiment` must import however pyte
     sys.path.insert(0, str(ROOT))
 
 import cli  # noqa: E402
-from experiments import registry  # noqa: E402
-from experiments.registry import ExperimentError  # noqa: E402
-from experiments.runner import expand_grid, parse_set, read_runs, run_experiment, run_id  # noqa: E402
+from experiments.framework import expand_grid, parse_set, read_runs, registry, run_experiment, run_id  # noqa: E402
+from experiments.framework.registry import ExperimentError  # noqa: E402
 from tests import toy_experiment as toy  # noqa: E402
 
 TOY = "module:tests.toy_experiment"
@@ -122,7 +121,7 @@ def test_run_ids_are_stable_across_processes_and_distinct():
     assert len(set(ids)) == 3 and all(len(i) == 12 and int(i, 16) >= 0 for i in ids)
     assert run_id(toy.Config(a=1), toy) == ids[0]
     assert run_id(toy.Config(a=1, b=0.25), toy) not in ids
-    code = ("from experiments.runner import expand_grid, run_id; from tests import toy_experiment as t; "
+    code = ("from experiments.framework import expand_grid, run_id; from tests import toy_experiment as t; "
             "print(' '.join(run_id(p, t) for p in expand_grid(t.Config, t.GRID, None)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=sub_env(PYTHONHASHSEED="7"),
                          cwd=ROOT, timeout=60)
@@ -183,7 +182,9 @@ def test_run_writes_config_csv_figures_and_report(tmp_path):
         assert data[:8] == PNG_SIGNATURE and len(data) > 1000
     md, html = (out / "report.md").read_text(), (out / "report.html").read_text()
     assert s.report == out / "report.md"
-    assert "![](figures/value.png)" in md and '<img src="figures/value.png"' in html
+    assert "![Figure 1](figures/value.png)" in md and '<img src="figures/value.png"' in html
+    caption = "value = a·b rises linearly with a, from 0.5 at a=1 to 1.5 at a=3 (2 ok points)."
+    assert f"**Figure 1.** {caption}" in md and caption in html  # the module's describe() sentence
     for text in (md, html):
         assert toy.TITLE in text and "toy" in text
         assert all(r["run_id"] in text for r in rows)
@@ -333,18 +334,47 @@ def test_pchw_report_rebuilds_from_the_csv_alone(tmp_path):
     shutil.rmtree(out / "figures")
     (out / "report.md").unlink()
     (out / "report.html").unlink()
-    code, text = run_cli("report", str(out))
+    code, text = run_cli("report", str(out))  # 'toy' is not registered: its module is not imported on trust
+    assert code == 2 and text.count("\n") == 1 and "pass --module" in text
+    code, text = run_cli("report", str(out), "--module", "tests.toy_experiment")
     assert code == 0, text
     assert f"report: {out / 'report.md'}" in text
     png = (out / "figures" / "value.png").read_bytes()
     assert png[:8] == PNG_SIGNATURE and len(png) > 1000
     md = (out / "report.md").read_text()
-    assert "![](figures/value.png)" in md and '<img src="figures/value.png"' in (out / "report.html").read_text()
+    assert "![Figure 1](figures/value.png)" in md and '<img src="figures/value.png"' in (out / "report.html").read_text()
     _, rows = read_runs(out / "runs.csv", toy.Config)
     assert len(rows) == 6 and all(r["run_id"] in md for r in rows) and "| 12 |" in md  # value 3 × 4
 
     code, text = run_cli("report", str(tmp_path))
     assert code == 2 and text.count("\n") == 1 and "is not a results folder" in text
+    code, text = run_cli("report", str(out), "--module", "experiments.tradeoff")
+    assert code == 2 and "is experiment 'tradeoff'" in text
+    code, text = run_cli("report", str(out), env={"PCHW_EXPERIMENTS": "toy=tests.toy_experiment"})
+    assert code == 0, text  # a registered name (here through the plugin variable) is trusted
+
+
+def test_pchw_report_never_imports_a_module_named_by_the_folder(tmp_path, monkeypatch):
+    """config.json is data: a module path written into it must not be imported (it could run anything)."""
+    package = tmp_path / "evilpkg"
+    package.mkdir()
+    marker = tmp_path / "imported.txt"
+    (package / "__init__.py").write_text("")
+    (package / "payload.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "r"
+    run_experiment(TOY, out_dir=out, show_progress=False)
+    meta = json.loads((out / "config.json").read_text())
+    for experiment in ("toy", "evil"):
+        meta.update(experiment=experiment, module="evilpkg.payload")
+        (out / "config.json").write_text(json.dumps(meta))
+        code, text = run_cli("report", str(out))
+        assert code == 2 and "not registered" in text and "evilpkg.payload" in text
+        assert not marker.exists()
+    meta.update(experiment="tradeoff", module="evilpkg.payload")  # a registered name: its own module is used
+    (out / "config.json").write_text(json.dumps(meta))
+    run_cli("report", str(out))
+    assert not marker.exists()
 
 
 # ----------------------------------------------------------------------------------------- CLI
