@@ -76,7 +76,8 @@ def main() -> None:
 @click.option("--param-lr", type=float, default=None,
               help="Adam learning rate (default 0.1); with --on, the SGD rate in μP units (default 0.03).")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Samples per batch.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of weight init and data order.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of weight init and data order.")
 @click.option("--test-every", type=int, default=100, show_default=True,
               help="Evaluate test accuracy and checkpoint every this many iterations.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
@@ -289,7 +290,7 @@ def _load_network(checkpoint, samples, seed=0):
               help="--spiking: spike-counting window per circuit step (s); budget = rate × duration.")
 @click.option("--spike-full-scale", type=float, default=4.0, show_default=True,
               help="--spiking: the |error| that fires at --spike-rate-hz (larger errors are clipped).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise sources.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the noise sources.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the full result as JSON here.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -298,8 +299,10 @@ def simulate(checkpoint, profile, n_steps, ff_steps, dt_s, tau_s, method, sample
     """Deploy a trained network on a circuit profile: test accuracy and energy per inference."""
     from experiments.deploy import deploy
     from pchw.profiles import load_profile
-    from pchw.runlog import progress, write_json
+    from pchw.runlog import check_writable, progress, write_json
 
+    if json_path:
+        check_writable(json_path)
     hw = load_profile(profile)
     if not hw.is_circuit:
         raise click.UsageError(f"--profile {hw.name} is digital; price digital hardware with `pchw energy`")
@@ -352,8 +355,10 @@ def energy(checkpoint, names, batch_size, n_steps, json_path, quiet) -> None:
     """Joules per training example and per inference, BP and PC, on every hardware profile."""
     from experiments.energy import energy_rows
     from pchw.profiles import list_profiles, load_profile
-    from pchw.runlog import progress, write_json
+    from pchw.runlog import check_writable, progress, write_json
 
+    if json_path:
+        check_writable(json_path)
     chosen = names.split(",") if names else [n for n in list_profiles() if n != "ideal"]
     hw = [load_profile(n.strip()) for n in chosen]
     spec, weights, config, data = _load_network(checkpoint, 16)

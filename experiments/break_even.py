@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -63,7 +64,8 @@ class Config:
         seed: training seed.
     """
 
-    knob: str = "e_cell_read_j"
+    knob: Literal["e_cell_read_j", "e_adc_j", "e_dac_j", "e_neuron_update_j", "e_write_pulse_j",
+                  "p_static_w"] = "e_cell_read_j"
     dataset: str = "mnist"
     depth: int = 9
     width: int = 128

@@ -97,7 +97,7 @@ class TrainConfig:
             raise bad("act", "choose one of " + ", ".join(a.value for a in Activation))
         if self.dtype not in ("float32", "float64"):
             raise bad("dtype", "choose float32 or float64")
-        for name, minimum in (("depth", 2), ("width", 1), ("batch_size", 1), ("test_every", 1)):
+        for name, minimum in (("depth", 2), ("width", 1), ("batch_size", 1), ("test_every", 1), ("seed", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise bad(name, f"must be an integer >= {minimum}")

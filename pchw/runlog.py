@@ -81,6 +81,25 @@ def _write_target(path: Path) -> tuple[Path, bool]:
     raise RunError(f"cannot write {path}: it is {kind}; give a file path")
 
 
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise a one-line :class:`RunError` now if ``path`` could not be written later (so an hour of work
+    is not lost to a typo): a folder, socket or block device, or a place whose folder cannot hold files."""
+    target, atomic = _write_target(Path(path))
+    if not atomic:
+        return
+    anchor = target.parent
+    while not anchor.exists() and anchor != anchor.parent:
+        anchor = anchor.parent
+    if not anchor.is_dir():
+        raise RunError(f"cannot write {path}: {anchor} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".pchw-probe.", dir=anchor)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise RunError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def atomic_save(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` then rename onto ``path``: readers see old or new, never half.
 

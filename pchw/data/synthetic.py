@@ -6,6 +6,8 @@ import numpy as np
 
 from .dataset import DataError, Dataset, check_count
 
+MAX_SAMPLES = 1_000_000  # per split; beyond, generation would take minutes and gigabytes for a test task
+
 
 def synthetic_teacher_student(*, n_train: int = 2048, n_test: int = 512, input_dim: int = 20,
                               n_classes: int = 4, hidden: int = 32, seed: int = 0) -> Dataset:
@@ -21,8 +23,9 @@ def synthetic_teacher_student(*, n_train: int = 2048, n_test: int = 512, input_d
     Returns:
         Dataset ``"synthetic"``: x float32 ``(n, input_dim)``, y int64 ``(n,)``.
     """
-    for label, v in (("n_train", n_train), ("n_test", n_test), ("input_dim", input_dim),
-                     ("hidden", hidden)):
+    for label, v in (("n_train", n_train), ("n_test", n_test)):
+        check_count(label, v, MAX_SAMPLES)
+    for label, v in (("input_dim", input_dim), ("hidden", hidden)):
         check_count(label, v, None)
     if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
         raise DataError(f"synthetic: n_classes={n_classes!r} must be an integer ≥ 2")
