@@ -87,11 +87,9 @@ def check_writable(path: str | os.PathLike) -> None:
     target, atomic = _write_target(Path(path))
     if not atomic:
         return
-    anchor = target.parent
+    anchor = target.parent  # the nearest existing folder (a file on the way fails in _write_target)
     while not anchor.exists() and anchor != anchor.parent:
         anchor = anchor.parent
-    if not anchor.is_dir():
-        raise RunError(f"cannot write {path}: {anchor} is not a folder")
     try:
         fd, probe = tempfile.mkstemp(prefix=".pchw-probe.", dir=anchor)
         os.close(fd)
