@@ -36,7 +36,7 @@ def _pc_train_j(config, **prices):
     return next(r.report.total_j for r in rows if (r.algorithm, r.phase) == ("pc", "train"))
 
 
-def test_closed_form_equals_brute_force_repricing(tmp_path):
+def test_closed_form_equals_brute_force_repricing(tmp_path, assert_reported):
     rows = []
     # a reference far dearer than the synthetic net's analog PC, so each knob alone can break even
     cheap_ref = tmp_path / "dear-gpu.toml"
@@ -67,6 +67,7 @@ def test_closed_form_equals_brute_force_repricing(tmp_path):
     assert all(r["knob_events_per_example"] > 0 for r in rows)
     paths = break_even.plot(rows, tmp_path / "fig")
     assert paths
+    assert_reported(break_even, rows, paths)
     for p in paths:
         data = p.read_bytes()
         assert data.startswith(PNG) and len(data) > 1000

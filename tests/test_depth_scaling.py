@@ -99,10 +99,12 @@ def test_bad_model_is_one_clear_error():
         ds.run(replace(TINY, model="xx"))
 
 
-def test_plot_writes_three_figures(tiny_rows, tmp_path):
+def test_plot_writes_three_figures(tiny_rows, tmp_path, assert_reported):
     diverged = _row(replace(TINY, model="sp", hidden=5, param_lr=1e30))
     failed = {"p_model": "mupc", "p_hidden": 9, "test_acc": None}  # a failed point has no metrics
     paths = ds.plot([*tiny_rows, diverged, failed], tmp_path / "fig")
+    assert_reported(ds, [*tiny_rows, diverged, failed], paths)
+    assert "1 run(s) diverged" in ds.describe([*tiny_rows, diverged])["depth_scaling_accuracy.png"]
     assert [p.name for p in paths] == ["depth_scaling_accuracy.png", "depth_scaling_output_norm.png",
                                        "depth_scaling_hessian_cond.png"]
     for p in paths:

@@ -79,7 +79,7 @@ def test_optimum_from_hand_made_rows_and_divergence_skipped():
     assert np.isnan(panel["loss"][1, 1]) and panel["loss"][0, 1] == 0.2
 
 
-def test_divergence_is_nan_loss_at_chance_and_the_plot_copes(grid_rows, tmp_path):
+def test_divergence_is_nan_loss_at_chance_and_the_plot_copes(grid_rows, tmp_path, assert_reported):
     bad = _row(replace(TINY, width=16, activity_lr=1.0, param_lr=1e30))
     assert bad["diverged"] is True and math.isnan(bad["test_loss"])
     assert bad["test_acc"] == pytest.approx(bad["chance_acc"])
@@ -89,6 +89,7 @@ def test_divergence_is_nan_loss_at_chance_and_the_plot_copes(grid_rows, tmp_path
     assert {b["width"] for b in lt.optima(rows)} == {8, 16}
     paths = lt.plot(rows, tmp_path / "fig")
     assert [p.name for p in paths] == ["lr_transfer_heatmaps.png", "lr_transfer_optimum.png"]
+    assert_reported(lt, rows, paths)
     for p in paths:
         data = p.read_bytes()
         assert data.startswith(PNG) and len(data) > 1000
