@@ -133,11 +133,16 @@ def _accuracy_interval(r: dict) -> tuple[float, float, float]:
     return 100 * acc, 100 * lo, 100 * hi
 
 
-def _heatmap(plt, rows: list[dict], fx: str, fy: str, path: Path) -> None:
+def _heatmap(plt, rows: list[dict], fx: str, fy: str, others: list[str], path: Path) -> None:
+    """Accuracy over fx × fy; with more swept fields, each cell is the mean over their settings (the title says so)."""
     xs, ys = _levels(rows, fx), _levels(rows, fy)
-    grid = np.full((len(ys), len(xs)), np.nan)
+    cells: dict[tuple[int, int], list[float]] = {}
     for r in rows:
-        grid[ys.index(number(param(r, fy))), xs.index(number(param(r, fx)))] = 100 * number(r.get("test_acc"))
+        key = (ys.index(number(param(r, fy))), xs.index(number(param(r, fx))))
+        cells.setdefault(key, []).append(100 * number(r.get("test_acc")))
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for (i, j), accs in cells.items():
+        grid[i, j] = float(np.mean(accs))
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     im = ax.imshow(grid, origin="lower", cmap="viridis", aspect="auto")
     _axis(ax, rows, fx, "x")
@@ -145,8 +150,9 @@ def _heatmap(plt, rows: list[dict], fx: str, fy: str, path: Path) -> None:
     for (i, j), v in np.ndenumerate(grid):
         if np.isfinite(v):
             ax.text(j, i, f"{v:.1f}", ha="center", va="center", color="w", fontsize=8)
-    fig.colorbar(im, ax=ax, label="circuit test accuracy (%)")
-    ax.set_title("accuracy over the swept circuit parameters")
+    fig.colorbar(im, ax=ax, label="circuit test accuracy (%)" + (", mean" if others else ""))
+    ax.set_title("accuracy over the swept circuit parameters"
+                 + (f"\n(each cell: mean over {', '.join(others)})" if others else ""), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -193,7 +199,7 @@ def plot(table: list[dict], outdir: Path) -> list[Path]:
     paths: list[Path] = []
     if len(swept) >= 2:
         paths.append(outdir / f"heatmap_{swept[0]}_{swept[1]}.png")
-        _heatmap(plt, rows, swept[0], swept[1], paths[-1])
+        _heatmap(plt, rows, swept[0], swept[1], swept[2:], paths[-1])
     for f in swept:
         paths.append(outdir / f"sensitivity_{f}.png")
         _sensitivity(plt, rows, f, [g for g in swept if g != f], paths[-1])
@@ -218,9 +224,10 @@ def describe(table: list[dict]) -> dict[str, str]:
             f"{100 * number(worst['test_acc']):.1f} % ({_setting(worst, swept)})")
     out = {}
     if len(swept) >= 2:
+        mean = f", each cell the mean over {', '.join(swept[2:])}" if len(swept) > 2 else ""
         out[f"heatmap_{swept[0]}_{swept[1]}.png"] = (
             f"Circuit test accuracy of the trained μPC network on {param(best, 'profile')} over {swept[0]} × "
-            f"{swept[1]} ({len(rows)} points, {n_text}): it ranges {span}.")
+            f"{swept[1]} ({len(rows)} points, {n_text}{mean}): single points range {span}.")
     for f in swept:
         by_level = {v: [number(r["test_acc"]) for r in rows if number(param(r, f)) == v] for v in _levels(rows, f)}
         means = {v: 100 * float(np.mean(a)) for v, a in by_level.items()}
