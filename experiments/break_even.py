@@ -169,14 +169,16 @@ def plot(table: list[dict], outdir: Path) -> list[Path]:
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    rows = [r for r in table if math.isfinite(value(r, "bp_train_energy_j")) and value(r, "knob_events_per_example") > 0]
+    rows = [r for r in table
+            if math.isfinite(value(r, "bp_train_energy_j")) and value(r, "knob_events_per_example") > 0]
     if not rows:
         return []
     fig, axes = plt.subplots(1, len(rows), figsize=(4.6 * len(rows), 4.2), squeeze=False)
     for ax, r in zip(axes[0], rows):
         knob = str(r.get("knob") or r.get("p_knob"))
         cur, k_star = value(r, "knob_current_j"), value(r, "break_even_j")
-        rest, count, e_bp = value(r, "pc_rest_energy_j"), value(r, "knob_events_per_example"), value(r, "bp_train_energy_j")
+        rest, count = value(r, "pc_rest_energy_j"), value(r, "knob_events_per_example")
+        e_bp = value(r, "bp_train_energy_j")
         anchors = [v for v in (cur, k_star) if math.isfinite(v) and v > 0] or [e_bp / count]
         ks = np.logspace(math.log10(min(anchors)) - 2, math.log10(max(anchors)) + 2, 200)
         ax.loglog(ks, rest + ks * count, color="tab:blue", label=f"PC on {r.get('analog_profile', 'analog')}")

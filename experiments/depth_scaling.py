@@ -316,7 +316,8 @@ def describe(table: list[dict]) -> dict[str, str]:
     for m in MODELS:
         ends = _ends(rows, "test_acc", m)
         if ends:
-            accuracy.append(f"{_LABELS[m]} {100 * ends[1]:.1f} % at H = {ends[0]} → {100 * ends[3]:.1f} % at H = {ends[2]}")
+            accuracy.append(f"{_LABELS[m]} {100 * ends[1]:.1f} % at H = {ends[0]} → "
+                            f"{100 * ends[3]:.1f} % at H = {ends[2]}")
     out = {"depth_scaling_accuracy.png": (
         "Test accuracy against depth: " + "; ".join(accuracy)
         + (f" (n = {'/'.join(map(str, n))} test samples per point" if n else " (")

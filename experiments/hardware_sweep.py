@@ -91,7 +91,8 @@ def run(config: Config) -> dict:
     n = config.samples
     result = deploy(net.spec, net.weights, data.x_test[:n], data.y_test[:n], profile=profile, tau_s=tau_s,
                     n_steps=config.n_steps, seed=config.seed)
-    return {"test_acc": result.accuracy, "test_samples": result.n_samples, "software_test_acc": result.software_accuracy,
+    return {"test_acc": result.accuracy, "test_samples": result.n_samples,
+            "software_test_acc": result.software_accuracy,
             "agreement": result.agreement, "energy_j": result.energy.total_j, "dominant": result.energy.dominant(),
             "max_grad": result.max_grad}
 

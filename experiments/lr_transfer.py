@@ -145,7 +145,8 @@ def panels(table: list[dict]) -> dict:
         acc = np.full((len(betas), len(lrs)), np.nan)
         for i, b in enumerate(betas):
             for j, p in enumerate(lrs):
-                cell = [r for r in members if number(param(r, "activity_lr")) == b and number(param(r, "param_lr")) == p]
+                cell = [r for r in members
+                        if number(param(r, "activity_lr")) == b and number(param(r, "param_lr")) == p]
                 if cell:
                     loss[i, j] = _cell_mean([number(r.get("test_loss")) for r in cell])
                     acc[i, j] = _cell_mean([number(r.get("test_acc")) for r in cell])
@@ -221,7 +222,8 @@ def plot(table: list[dict], outdir: Path) -> list[Path]:
             if c_i == 0:
                 ax.set_ylabel("activity_lr β (dimensionless)")
     if im is not None:
-        fig.colorbar(im, ax=axes, label="test loss (½·MSE on one-hot targets, dimensionless, log scale)", shrink=0.9, extend="max")
+        fig.colorbar(im, ax=axes, label="test loss (½·MSE on one-hot targets, dimensionless, log scale)", shrink=0.9,
+                     extend="max")
     fig.suptitle("μPC test loss over learning rates (red: optimum of each panel; grey: diverged)", fontsize=10)
     paths.append(outdir / "lr_transfer_heatmaps.png")
     fig.savefig(paths[-1], dpi=120)

@@ -244,7 +244,8 @@ def _check_state(state: object, path: Path) -> None:
     if found != expected:
         raise bad(f"weights {found} do not have the shapes {expected} of its network")
     moments = [s.get("exp_avg") for s in state["optimizer"].get("state", {}).values() if isinstance(s, dict)]
-    if moments and [tuple(m.shape) if isinstance(m, torch.Tensor) else None for m in moments] != list(expected.values()):
+    moment_shapes = [tuple(m.shape) if isinstance(m, torch.Tensor) else None for m in moments]
+    if moments and moment_shapes != list(expected.values()):
         raise bad("its optimizer state does not fit its weights")
     if state["iteration"] < 0 or state["torch_rng"].dtype != torch.uint8 or state["torch_rng"].dim() != 1:
         raise bad("a negative iteration or a malformed RNG state")

@@ -4,8 +4,8 @@ Never imports torch, numba or brian2 (DESIGN.md §1).
 """
 
 from . import oracle, theory
-from .errors import PchwError
 from .data import DATASETS, DataError, Dataset, batch_indices, batches_per_epoch, dataset_status, load_dataset
+from .errors import PchwError
 from .runlog import CheckpointError, DivergenceError, History, Interrupted, RunDir, RunError
 from .spec import Activation, NetworkSpec, Parameterisation, SpecError, check_weights, init_weights
 

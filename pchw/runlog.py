@@ -27,9 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import PchwError
-
 import numpy as np
+
+from .errors import PchwError
 
 HISTORY_COLUMNS = ("iteration", "train_loss", "free_energy", "test_acc", "wall_s")
 PROGRESS_ENV = "PCHW_PROGRESS"  # "1": loops run inside an experiment point show their own progress bars
@@ -520,8 +520,8 @@ class TrainingLoop:
             self.history.write(self.run.history_path)
             self._save(iteration, self.wall())
         except RunError as exc:
-            kept = (f"the previous checkpoint (iteration {self.checkpoint_at}) is kept" if self.checkpoint_at is not None
-                    else "no checkpoint of this run was written yet")
+            kept = ("no checkpoint of this run was written yet" if self.checkpoint_at is None
+                    else f"the previous checkpoint (iteration {self.checkpoint_at}) is kept")
             raise RunError(f"checkpoint at iteration {iteration} not saved: {exc.one_line()}; {kept}") from None
         self.checkpoint_at = iteration
 

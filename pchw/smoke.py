@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 
 ENV_VAR = "PCHW_SMOKE"
-TRAIN_SAMPLES = 640
-TEST_SAMPLES = 200
+TRAIN_SAMPLES = 320  # five batches of 64: an epoch is five iterations
+TEST_SAMPLES = 100
 ITERATION_DIVISOR = 100
 
 

@@ -39,10 +39,10 @@ from pathlib import Path
 import numpy as np
 
 from pchw.data import Dataset, batch_indices, batches_per_epoch, load_dataset
+from pchw.errors import PchwError
 from pchw.events import EventCounts, price
 from pchw.oracle import feedforward
 from pchw.profiles import HardwareProfile, load_profile
-from pchw.errors import PchwError
 from pchw.runlog import (
     HISTORY_COLUMNS,
     CheckpointError,
@@ -227,7 +227,8 @@ def load_insitu(run_dir: str | Path) -> tuple[NetworkSpec, list[np.ndarray], Ins
         meta["reference"], meta["w_max"] = contents["reference"], contents["w_max"]
         check_weights(spec, meta["device_states"])
         if meta["reference"].shape != (spec.depth,) or meta["w_max"].shape != (spec.depth,):
-            raise ValueError(f"reference {meta['reference'].shape} and w_max {meta['w_max'].shape} need ({spec.depth},)")
+            raise ValueError(f"reference {meta['reference'].shape} and w_max {meta['w_max'].shape} need "
+                             f"({spec.depth},)")
     except (PchwError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{path} is not a valid in-situ checkpoint ({' '.join(str(exc).split())}); restore it "
                               f"or start the run again") from None

@@ -12,6 +12,8 @@ from experiments.trained import get_trained
 from pchw.data import load_dataset
 from pchw.profiles import load_profile
 
+pytestmark = pytest.mark.slow  # every test here trains μPC and BP twins first
+
 PNG = b"\x89PNG\r\n\x1a\n"
 BASE = break_even.Config(dataset="synthetic", depth=3, width=16, epochs=1, batch_size=32, samples=4)
 

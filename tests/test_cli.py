@@ -76,6 +76,7 @@ def test_data_status_lists_every_dataset():
     assert text.splitlines()[2].split()[1] == "yes"
 
 
+@pytest.mark.slow
 def test_missing_data_source_is_one_clear_line(tmp_path):
     code, text = run_cli("train", "--dataset", "mnist", "--iters", "1", "--quiet", "--device", "cpu")
     if code == 0:  # the real MNIST is installed; point at an empty data folder instead
@@ -87,6 +88,7 @@ def test_missing_data_source_is_one_clear_line(tmp_path):
     assert len(text.strip().splitlines()) == 1 and "mnist" in text.lower()
 
 
+@pytest.mark.slow
 def test_ctrl_c_prints_where_training_stopped_and_exits_130(tmp_path):
     """Click turns Ctrl-C into Abort before pchw's handler; the loop's own line must still be printed."""
     out = tmp_path / "run"
@@ -165,6 +167,7 @@ def test_energy_command_prices_every_preset(trained_run, tmp_path):
     out = tmp_path / "energy.json"
     code, text = run_cli("energy", "--checkpoint", str(trained_run), "--json", str(out))
     assert code == 0, text
+    assert "price profiles" in text and "7/7" in text  # a progress bar over the seven presets
     rows = json.loads(out.read_text())
     seen = {(r["profile"], r["algorithm"], r["phase"]) for r in rows}
     for name in ("gpu-fp32", "gpu-bf16", "asic-int8-7nm", "analog-rram-clocked", "analog-cap-ota"):
@@ -209,6 +212,7 @@ def test_noisy_device_options_of_in_situ_training(tmp_path):
     assert code == 2 and "update_window=20 is invalid: must be <= n_steps (10)" in text
 
 
+@pytest.mark.slow
 def test_simulate_with_brian2_rate_and_spiking(trained_run):
     pytest.importorskip("brian2")
     code, text = run_cli("simulate", "--checkpoint", str(trained_run), "--profile", "neuromorphic-loihi", "--samples",

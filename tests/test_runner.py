@@ -256,6 +256,7 @@ def _wait_for_rows(proc: subprocess.Popen, csv_path: Path, n: int, timeout: floa
     raise AssertionError("no rows appeared in runs.csv")
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
     out, log1, log2 = tmp_path / "r", tmp_path / "calls1.txt", tmp_path / "calls2.txt"
     proc = _start(out, log1)
@@ -279,6 +280,7 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
     assert sorted(calls(log2)) == sorted({1, 2, 3, 4, 5, 6} - done_before)  # each missing point ran once
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_ctrl_c_writes_finished_points_and_exits_130(tmp_path, workers):
     out, log = tmp_path / "r", tmp_path / "calls.txt"
@@ -309,6 +311,7 @@ def test_two_workers_give_the_same_rows_as_one(tmp_path, monkeypatch):
     assert without_wall(rows_of(tmp_path / "one" / "runs.csv")) == without_wall(rows_of(tmp_path / "two" / "runs.csv"))
 
 
+@pytest.mark.slow
 def test_a_tiny_grid_runs_on_a_dask_local_cluster(tmp_path, monkeypatch):
     distributed = pytest.importorskip("distributed")
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the spawned workers import tests.toy_experiment
@@ -341,7 +344,8 @@ def test_pchw_report_rebuilds_from_the_csv_alone(tmp_path):
     png = (out / "figures" / "value.png").read_bytes()
     assert png[:8] == PNG_SIGNATURE and len(png) > 1000
     md = (out / "report.md").read_text()
-    assert "![Figure 1](figures/value.png)" in md and '<img src="figures/value.png"' in (out / "report.html").read_text()
+    assert "![Figure 1](figures/value.png)" in md
+    assert '<img src="figures/value.png"' in (out / "report.html").read_text()
     _, rows = read_runs(out / "runs.csv", toy.Config)
     assert len(rows) == 6 and all(r["run_id"] in md for r in rows) and "| 12 |" in md  # value 3 × 4
 
@@ -405,6 +409,28 @@ def test_cli_run_prints_where_results_went(tmp_path):
     assert code == 0 and "2 points: 0 done, 2 skipped (already done), 0 failed" in text
     code, text = run_cli("run", TOY, "--results-root", str(tmp_path / "res"), "--quiet")
     assert code == 0 and len(list((tmp_path / "res" / "toy").glob("*/runs.csv"))) == 1
+
+
+def test_a_run_with_failed_points_exits_1_and_says_how_many(tmp_path):
+    out = tmp_path / "r"
+    code, text = run_cli("run", TOY, "--out", str(out), "--quiet", env={"PCHW_TOY_FAIL": "2"})
+    assert code == 1, text
+    assert "3 points: 2 done, 0 skipped (already done), 1 failed" in text
+    assert f"error: 1 of 3 points failed; their errors are in {out / 'runs.csv'}" in text
+    assert "Traceback" not in text
+    code, text = run_cli("run", TOY, "--out", str(out), "--quiet")  # the failure was transient: retried, ok
+    assert code == 0 and "1 done, 2 skipped" in text
+
+
+def test_cli_list_help_matches_its_output():
+    code, help_text = run_cli("list", "--help")
+    assert code == 0 and "name, points in the default grid and title" in " ".join(help_text.split())
+    code, text = run_cli("list")
+    for line in text.splitlines():
+        name, points, word, *title = line.split()
+        assert name in registry.names() and int(points) >= 1 and word == "points" and title
+    assert "tradeoff" in text and f"{len(expand_grid(toy.Config, toy.GRID))} points" in run_cli(
+        "list", env={"PCHW_EXPERIMENTS": "toy=tests.toy_experiment"})[1]
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ def entries(cache: Path) -> list[Path]:
     return sorted(p for p in (cache / "trained").iterdir() if p.is_dir())
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_shared_training_is_resumed_not_taken_as_finished(tmp_path, monkeypatch, ctrl_c_after):
     cache = tmp_path / "cache"
     monkeypatch.setenv("PCHW_CACHE", str(cache))
@@ -54,20 +55,33 @@ def test_ctrl_c_during_shared_training_is_resumed_not_taken_as_finished(tmp_path
     assert {r["w_sum"] for r in s.rows} == {float(sum(w.sum() for w in fresh.weights))}
 
 
+@pytest.mark.slow
 def test_an_entry_without_the_mark_is_finished_and_a_damaged_one_redone(tmp_path, monkeypatch):
     monkeypatch.setenv("PCHW_CACHE", str(tmp_path))
-    first = get_trained(**NET)
+    small = {**NET, "epochs": 0.5}  # 16 iterations
+    first = get_trained(**small)
     [entry] = entries(tmp_path)
     (entry / COMPLETE).unlink()  # e.g. killed between the last checkpoint and the mark
-    again = get_trained(**NET)
+    again = get_trained(**small)
     assert (entry / COMPLETE).exists()
     np.testing.assert_array_equal(first.weights[0], again.weights[0])
 
     (entry / COMPLETE).unlink()
     blob = bytearray((entry / "checkpoint.pt").read_bytes())
     (entry / "checkpoint.pt").write_bytes(bytes(blob[: len(blob) // 3]))  # a torn checkpoint: trained again
-    redone = get_trained(**NET)
+    redone = get_trained(**small)
     np.testing.assert_array_equal(first.weights[0], redone.weights[0])
 
     (entry / COMPLETE).write_text("{broken")  # an unreadable mark counts as no mark
-    np.testing.assert_array_equal(first.weights[0], get_trained(**NET).weights[0])
+    np.testing.assert_array_equal(first.weights[0], get_trained(**small).weights[0])
+
+
+@pytest.mark.slow
+def test_the_shared_training_shows_its_progress_under_the_grid(tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("PCHW_CACHE", str(tmp_path / "cache"))
+    s = run_experiment(TOY, overrides={"epochs": ["0.5"], "probe": ["0"]}, out_dir=tmp_path / "r", show_progress=True)
+    assert s.n_done == 1
+    err = capfd.readouterr().err
+    assert "toy-trained" in err and "train mupc" in err and "16/16" in err  # the grid's bar and the training's
+    run_experiment(TOY, overrides={"epochs": ["0.25"]}, out_dir=tmp_path / "q", show_progress=False)
+    assert "train mupc" not in capfd.readouterr().err  # --quiet silences both

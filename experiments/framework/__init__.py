@@ -47,4 +47,5 @@ __all__ = [
     "runs_to_csv",
     "value",
     "wilson_interval",
+    "write_report",
 ]

@@ -103,6 +103,16 @@ def _type_name(tp: object) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+def _first_fit(members, convert, value: object) -> object:
+    """``convert(member, value)`` for the first union member that accepts the value; ValueError if none does."""
+    for member in members:
+        try:
+            return convert(member, value)
+        except ValueError:
+            continue
+    raise ValueError
+
+
 def _parse_one(tp: object, text: str) -> object:
     """Parse ``text`` as ``tp`` (int, float, bool, str, X | None, Literal); ValueError if it is not."""
     origin = typing.get_origin(tp)
@@ -110,12 +120,7 @@ def _parse_one(tp: object, text: str) -> object:
         args = typing.get_args(tp)
         if type(None) in args and text.strip().lower() in _NONE:
             return None
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _parse_one(arg, text)
-            except ValueError:
-                continue
-        raise ValueError
+        return _first_fit([a for a in args if a is not type(None)], _parse_one, text)
     if origin is typing.Literal:
         for choice in typing.get_args(tp):
             if str(choice) == text:
@@ -144,12 +149,7 @@ def _check_typed(tp: object, value: object) -> object:
     """A Python (non-string) grid value: accept it if it fits ``tp`` (ints widen to float)."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            try:
-                return _check_typed(arg, value)
-            except ValueError:
-                continue
-        raise ValueError
+        return _first_fit(typing.get_args(tp), _check_typed, value)
     if origin is typing.Literal:
         if value in typing.get_args(tp):
             return value

@@ -29,17 +29,27 @@ def cache_file(name: str) -> Path:
     return cache_dir() / f"{name}.npz"
 
 
-def read_cache(name: str, key: str) -> tuple[dict[str, np.ndarray], str] | None:
-    """Arrays and source string from the cache, or None when absent, stale or corrupt."""
+def _open_tagged(name: str, key: str):
+    """The cache file of ``name`` opened (an ``NpzFile``) if it was built from the source with ``key``, else None."""
     path = cache_file(name)
     if not path.is_file():
         return None
+    z = np.load(path, allow_pickle=False)
+    if str(z["key"]) != key:
+        z.close()
+        return None
+    return z
+
+
+def read_cache(name: str, key: str) -> tuple[dict[str, np.ndarray], str] | None:
+    """Arrays and source string from the cache, or None when absent, stale or corrupt."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["key"]) != key:
-                return None
+        z = _open_tagged(name, key)
+        if z is None:
+            return None
+        with z:
             arrays = {k: np.array(z[k]) for k in IDX_FILES}
-            source = f"{z['source']} (cached at {path})"
+            source = f"{z['source']} (cached at {cache_file(name)})"
         for split in ("train", "test"):
             x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
             if (x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 784 or y.dtype != np.int64
@@ -72,13 +82,11 @@ def write_cache(name: str, key: str, arrays: dict[str, np.ndarray], source: str)
 
 def cached_source(name: str, key: str) -> str | None:
     """Source string of a cache file built from the source with ``key``, else None (cheap: no arrays read)."""
-    path = cache_file(name)
-    if not path.is_file():
-        return None
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["key"]) != key:
-                return None
+        z = _open_tagged(name, key)
+        if z is None:
+            return None
+        with z:
             return str(z["source"])
     except Exception:  # a corrupt cache is not a source
         return None
