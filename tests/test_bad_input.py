@@ -142,6 +142,7 @@ CASES = [
     ("resume-no-checkpoint", [*RESUME, "{nockpt}"], None, "no checkpoint at"),
     ("out-under-a-file", [*TRAIN, "--out", "{file}/run"], None, "cannot create run folder"),
     ("out-is-a-file", [*TRAIN, "--out", "{file}"], None, "is a file"),
+    ("out-is-a-fifo", [*TRAIN, "--out", "{fifo}"], None, "a file of that name is in the way"),
     ("seed-negative", [*TRAIN, "--seed", "-1"], None, "--seed"),
     ("out-under-dev-null", [*TRAIN, "--out", "/dev/null/x"], None, "cannot create run folder /dev/null/x"),
     ("out-under-proc", [*TRAIN, "--out", "/proc/pchw-test/run"], None, "cannot create run folder /proc/pchw-test"),

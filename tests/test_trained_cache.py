@@ -31,7 +31,7 @@ def test_ctrl_c_during_shared_training_is_resumed_not_taken_as_finished(tmp_path
     monkeypatch.setenv("PCHW_CACHE", str(cache))
     out = tmp_path / "results"
     ctrl_c_after(40)  # Ctrl-C once the shared network has trained 40 of its 96 iterations
-    with pytest.raises(RunInterrupted):
+    with pytest.raises(RunInterrupted, match="a network in training stopped at iteration 40 with its checkpoint kept"):
         run_experiment(TOY, out_dir=out, show_progress=False)
     [entry] = entries(cache)
     assert not (entry / COMPLETE).exists()  # half trained: not finished

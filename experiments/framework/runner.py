@@ -27,6 +27,7 @@ from pathlib import Path
 
 from pchw.runlog import (
     PROGRESS_ENV,
+    Interrupted,
     RunError,
     atomic_write_text,
     git_sha,
@@ -49,12 +50,17 @@ VERSIONED = ("numpy", "torch", "numba", "brian2", "scipy", "matplotlib", "distri
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a run after the finished points were written to ``out_dir``."""
+    """Ctrl-C stopped a run after the finished points were written to ``out_dir``; ``inner`` is the
+    Ctrl-C of a training loop inside a point (e.g. a shared network's), if it was one."""
 
-    def __init__(self, out_dir: Path, n_saved: int):
+    def __init__(self, out_dir: Path, n_saved: int, inner: BaseException | None = None):
         self.out_dir, self.n_saved = out_dir, n_saved
+        training = ""
+        if isinstance(inner, Interrupted):
+            training = (f"; a network in training stopped at iteration {inner.iteration} with its checkpoint kept "
+                        f"({inner.checkpoint}), and the rerun continues it")
         super().__init__(f"interrupted: {n_saved} finished point(s) saved in {out_dir} "
-                         f"(rerun with --out {out_dir} to resume)")
+                         f"(rerun with --out {out_dir} to resume){training}")
 
 
 @dataclass
@@ -192,11 +198,11 @@ def _execute(plan: _Plan, out: Path, existing: dict, previous_columns: tuple, su
                 bar.update(1)
                 if summary.n_failed:
                     bar.set_postfix(failed=summary.n_failed)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         bar.close()
         executor.close(abort=True)
         flush()
-        raise RunInterrupted(out, summary.n_done + summary.n_failed) from None
+        raise RunInterrupted(out, summary.n_done + summary.n_failed, exc) from None
     except BaseException:
         executor.close(abort=True)
         flush()
