@@ -174,15 +174,23 @@ def plot(table: list[dict], outdir: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     data = panels(table)
-    paths: list[Path] = []
     if not data:
-        return paths
+        return []
     best = {(b["width"], b["hidden"]): b for b in optima(table)}
+    paths = [outdir / "lr_transfer_heatmaps.png", outdir / "lr_transfer_optimum.png"]
+    _heatmaps(plt, data, best, paths[0])
+    _optimum(plt, data, best, paths[1])
+    return paths
+
+
+def _heatmaps(plt, data: dict, best: dict, path: Path) -> None:
+    import matplotlib
+    from matplotlib.patches import Rectangle
+
     widths = sorted({w for w, _ in data})
     hiddens = sorted({h for _, h in data})
     finite = np.concatenate([p["loss"][np.isfinite(p["loss"]) & (p["loss"] > 0)] for p in data.values()])
@@ -225,9 +233,13 @@ def plot(table: list[dict], outdir: Path) -> list[Path]:
         fig.colorbar(im, ax=axes, label="test loss (½·MSE on one-hot targets, dimensionless, log scale)", shrink=0.9,
                      extend="max")
     fig.suptitle("μPC test loss over learning rates (red: optimum of each panel; grey: diverged)", fontsize=10)
-    paths.append(outdir / "lr_transfer_heatmaps.png")
-    fig.savefig(paths[-1], dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _optimum(plt, data: dict, best: dict, path: Path) -> None:
+    widths = sorted({w for w, _ in data})
+    hiddens = sorted({h for _, h in data})
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     markers = "osD^vP*X"
@@ -255,10 +267,8 @@ def plot(table: list[dict], outdir: Path) -> list[Path]:
     axes[0].set_title("optimal activity lr β per size", fontsize=10)
     axes[1].set_title("optimal param lr per size (flat = transfer)", fontsize=10)
     fig.tight_layout()
-    paths.append(outdir / "lr_transfer_optimum.png")
-    fig.savefig(paths[-1], dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
-    return paths
 
 
 def describe(table: list[dict]) -> dict[str, str]:
