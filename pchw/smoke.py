@@ -18,7 +18,7 @@ import os
 
 ENV_VAR = "PCHW_SMOKE"
 TRAIN_SAMPLES = 320  # five batches of 64: an epoch is five iterations
-TEST_SAMPLES = 100
+TEST_SAMPLES = 32
 ITERATION_DIVISOR = 100
 
 
