@@ -8,7 +8,13 @@ Shared by the software training loop (``models``) and in-situ hardware training
   wall_s`` plus optional measured columns (e.g. ``gpu_energy_j``); empty cells mean "not
   measured at this iteration", never zero;
 - ``checkpoint.<ext>`` — backend-specific state (weights, optimiser, RNG, iteration, wall_s),
-  always written atomically so that a crash or Ctrl-C leaves the previous one intact.
+  always written atomically so that a crash, Ctrl-C or a full disk leaves the previous one
+  intact, and carrying :func:`payload_sha256` of its contents, verified when it is read
+  (:func:`verify_payload`), with :func:`check_matches_run` against the config.json beside it.
+
+Every file error (no such folder, not writable, disk full, invalid JSON, a history cell that is
+not a number) is a one-line :class:`RunError`. Writes follow a symlink to its target and go
+straight through a pipe or character device; they never replace either with a plain file.
 """
 
 from __future__ import annotations
