@@ -188,3 +188,29 @@ def test_the_in_situ_checkpoint_is_verified_too(tmp_path):
     Path(out / "checkpoint.npz").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
         load_insitu(out)
+
+
+def test_random_bytes_anywhere_in_a_checkpoint_never_pass_silently(tmp_path):
+    """Flip a byte at random places: the load is refused with a CheckpointError, or (a byte the format
+    never reads, e.g. zip padding) it returns exactly the original contents — never changed weights."""
+    out = tmp_path / "run"
+    code, text = invoke("train", *SYN, "--iters", "3", "--out", str(out))
+    assert code == 0, text
+    path = out / "checkpoint.pt"
+    original = path.read_bytes()
+    reference = load_checkpoint(path)
+    rng = np.random.default_rng(0)
+    refused = 0
+    for at in rng.choice(len(original), size=30, replace=False):
+        blob = bytearray(original)
+        blob[at] ^= int(rng.integers(1, 256))
+        path.write_bytes(bytes(blob))
+        try:
+            state = load_checkpoint(path)
+        except CheckpointError:
+            refused += 1
+            continue
+        for key in ("w_in", "w_hid", "w_out"):
+            assert torch.equal(state["model"][key], reference["model"][key]), at
+        assert state["iteration"] == reference["iteration"] and torch.equal(state["torch_rng"], reference["torch_rng"])
+    assert refused >= 8
