@@ -10,6 +10,7 @@ from pathlib import Path
 from pchw.runlog import git_sha
 
 from .framework import RunSummary, combine, run_experiment
+from .framework.report import check_combined_folder
 
 # The columns of the tradeoff runs that the demo's own table shows.
 TABLE_COLUMNS = ("p_point", "algorithm", "profile", "test_acc", "deployed_samples", "software_test_acc",
@@ -32,6 +33,7 @@ def run_demo(out_dir: str | Path = "results/demo", *, dataset: str = "mnist", de
     trained networks, and write ``report.md``/``report.html`` into ``out_dir`` embedding both
     (``pchw report out_dir`` rebuilds all three reports from the two runs.csv files)."""
     out = Path(out_dir)
+    check_combined_folder(out)  # before any work: never replace an experiment's own config.json
     net = {"dataset": [dataset], "depth": [str(depth)], "width": [str(width)], "epochs": [str(epochs)]}
     trade = run_experiment("tradeoff", overrides={**net, "samples": [str(samples)], "brian2_samples": ["20"]},
                            out_dir=out / "tradeoff", workers=workers, show_progress=show_progress)

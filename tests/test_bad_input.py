@@ -268,6 +268,8 @@ CASES = [
     ("demo-samples-0", ["demo", "--samples", "0", "--out", "{root}/demo2", "--quiet"], None,
      "bad value 0 for samples"),
     ("demo-workers-0", ["demo", "--workers", "0", "--quiet"], None, "--workers"),
+    ("demo-into-an-experiment-folder", ["demo", "--dataset", "synthetic", "--out", "{toy}", "--quiet"], None,
+     "holds results of experiment 'toy'; choose another --out"),
     ("demo-out-under-dev-null", ["demo", "--dataset", "synthetic", "--out", "/dev/null/demo", "--quiet"], None,
      "cannot create results folder"),
 ]

@@ -324,12 +324,23 @@ def rebuild(out_dir: str | os.PathLike, *, module_path: str | None = None) -> tu
 
 
 # ------------------------------------------------------------------------------ combined folders
+def check_combined_folder(out_dir: str | os.PathLike) -> None:
+    """Refuse (one line) to make ``out_dir`` a combined folder when it holds an experiment's own results,
+    whose config.json the combined report would replace."""
+    config_path = Path(out_dir) / "config.json"
+    if config_path.is_file():
+        meta = read_json(config_path)
+        if meta.get("kind") != "combined":
+            raise RunError(f"{out_dir} holds results of experiment {meta.get('experiment')!r}; choose another --out")
+
+
 def combine(out_dir: str | os.PathLike, *, title: str, parts: list[str], table_part: str,
             table_columns: list[str], meta: dict) -> tuple[Path, Path]:
     """Make ``out_dir`` a combined results folder of the experiment folders ``parts`` (sub-folders) and
     write its report: each part's figures and captions under its title, then ``table_columns`` of
     ``table_part``'s ok rows. ``pchw report out_dir`` rebuilds it the same way."""
     out = Path(out_dir)
+    check_combined_folder(out)
     write_json(out / "config.json", {**meta, "kind": "combined", "title": title, "parts": list(parts),
                                      "table_part": table_part, "table_columns": list(table_columns)})
     return write_combined(out)
