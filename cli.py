@@ -6,16 +6,20 @@ import sys
 
 import click
 
+EXIT_FAILED = 1  # the input was valid but the work failed (failed grid points)
 EXIT_BAD_INPUT = 2
-EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 
 
 class _OneLineErrors(click.Group):
-    """Print every user error as one ``error: ...`` line (exit 2) instead of usage blocks."""
+    """Print every user error as one ``error: ...`` line instead of usage blocks or tracebacks.
+
+    A :class:`~pchw.errors.PchwError` exits with its ``exit_code`` (2 for bad input); Ctrl-C exits
+    130 with the interrupted loop's own line (e.g. "interrupted at iteration N; checkpoint saved").
+    """
 
     def main(self, args=None, prog_name=None, **kwargs):  # noqa: D401 - click's signature
-        from pchw.runlog import DivergenceError, Interrupted
+        from pchw.errors import PchwError
 
         try:
             return super().main(args=args, prog_name=prog_name, standalone_mode=False, **kwargs)
@@ -26,53 +30,29 @@ class _OneLineErrors(click.Group):
             hint = f" (see 'pchw {exc.ctx.command_path.split(' ', 1)[-1]} --help')" if exc.ctx else ""
             click.echo(f"error: {exc.format_message()}{hint}", err=True)
             sys.exit(EXIT_BAD_INPUT)
-        except click.exceptions.Abort:
-            click.echo("aborted", err=True)
+        except click.exceptions.Abort as exc:  # click turns KeyboardInterrupt into Abort; keep its message
+            cause = exc.__cause__
+            if isinstance(cause, EOFError):  # click treats end of input like Ctrl-C; it is not one
+                click.echo(f"error: unexpected end of input ({cause})", err=True)
+                sys.exit(EXIT_BAD_INPUT)
+            click.echo(str(cause) if isinstance(cause, KeyboardInterrupt) and str(cause) else "interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
-        except Interrupted as exc:
-            click.echo(f"\n{exc}", err=True)
-            sys.exit(EXIT_INTERRUPTED)
-        except DivergenceError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_FAILED)
-        except _user_errors() as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    """Exceptions that mean 'bad input or missing data', reported as one line."""
-    from pchw.data import DataError
-    from pchw.events import PricingError
-    from pchw.profiles import ProfileError
-    from pchw.runlog import RunError
-    from pchw.spec import SpecError
-
-    errors: list[type[Exception]] = [DataError, PricingError, ProfileError, RunError, SpecError]
-    try:
-        from simulators import SimulationError
-        from simulators.backends.brian2_backend import Brian2Unavailable
-
-        errors += [SimulationError, Brian2Unavailable]
-    except ImportError:
-        pass
-    from experiments.registry import ExperimentError
-
-    errors.append(ExperimentError)
-    try:
-        from models.training import ConfigError
-
-        errors.append(ConfigError)
-    except ImportError:  # torch missing: the train command reports that itself
-        pass
-    return tuple(errors)
+        except PchwError as exc:
+            click.echo(f"error: {exc.one_line()}", err=True)
+            sys.exit(exc.exit_code)
 
 
 @click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """pchw — predictive-coding hardware co-design: train μPC, simulate circuits, price joules."""
+    from pchw import smoke
+
+    if smoke.enabled():
+        click.echo(f"note: smoke mode ({smoke.ENV_VAR}=1): data sets cut to {smoke.TRAIN_SAMPLES} training and "
+                   f"{smoke.TEST_SAMPLES} test samples, --iters divided by {smoke.ITERATION_DIVISOR}; "
+                   f"the numbers are not results", err=True)
 
 
 # --------------------------------------------------------------------------------------- train
@@ -96,7 +76,8 @@ def main() -> None:
 @click.option("--param-lr", type=float, default=None,
               help="Adam learning rate (default 0.1); with --on, the SGD rate in μP units (default 0.03).")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Samples per batch.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of weight init and data order.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of weight init and data order.")
 @click.option("--test-every", type=int, default=100, show_default=True,
               help="Evaluate test accuracy and checkpoint every this many iterations.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
@@ -140,7 +121,9 @@ def train(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, ac
         return
     from models.training import TrainConfig
     from models.training import train as run_training
+    from pchw import smoke
 
+    iters = smoke.iterations(iters)
     config = TrainConfig(
         model=model, dataset=dataset, depth=depth, width=width, act=act, skip=not no_skip,
         iters=iters, epochs=epochs, n_steps=n_steps, activity_lr=activity_lr,
@@ -158,18 +141,27 @@ def train(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, ac
         click.echo(f"run saved to {result.out_dir}")
 
 
+def _insitu_device(device: str, backend: str) -> str | None:
+    """--device for a circuit backend: only torch places its arrays; numba and numpy always run on the CPU."""
+    if device == "auto" or (device == "cpu" and backend != "torch"):
+        return None
+    return device
+
+
 def _train_insitu(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, param_lr, batch_size, seed,
                   test_every, n_train, n_test, out_dir, resume, quiet, on_profile, hidden_lr_mult, circuit_h,
                   update_window, zero_shift, lr_schedule, backend, device) -> None:
+    from pchw import smoke
     from simulators.insitu import InsituConfig, train_insitu
 
+    iters = smoke.iterations(iters)
     config = InsituConfig(
         profile=on_profile, algorithm="bp" if model == "bp" else "pc", dataset=dataset, depth=depth, width=width,
         act=act, skip=not no_skip, param="sp" if model == "sp" else "mupc", iters=iters, epochs=epochs,
         n_steps=n_steps, param_lr=param_lr, hidden_lr_mult=hidden_lr_mult, h=circuit_h, update_window=update_window,
         zero_shift=zero_shift, lr_schedule=lr_schedule,
         batch_size=batch_size, seed=seed, test_every=test_every,
-        n_train=n_train, n_test=n_test, backend=backend, device=None if device == "auto" else device,
+        n_train=n_train, n_test=n_test, backend=backend, device=_insitu_device(device, backend),
     )
     r = train_insitu(config, out_dir=out_dir, resume=resume, show_progress=not quiet)
     c = r.config
@@ -200,7 +192,8 @@ def _train_insitu(model, dataset, depth, width, act, no_skip, iters, epochs, n_s
               help="Test images every in-situ accuracy is measured on (0: the whole test set).")
 @click.option("--samples", type=int, default=1000, show_default=True,
               help="Test samples deployed through the circuit per hardware-sweep point.")
-@click.option("--workers", type=int, default=1, show_default=True, help="Processes for the experiment points.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes for the experiment points.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/demo", show_default=True,
               help="Folder of the demo report (an earlier demo there is resumed: finished points are kept).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -221,10 +214,13 @@ def demo(dataset, depth, width, epochs, n_train, n_test, samples, workers, out_d
         ci = f"{100 * float(r['test_acc_ci_low']):.1f}–{100 * float(r['test_acc_ci_high']):.1f}%"
         click.echo(f"  {label:<32} {100 * float(r['test_acc']):7.2f}% {ci:>15} {int(float(r['n_test'])):>6} "
                    f"{float(r['train_energy_j']):11.3e} {float(r['inference_energy_j']):11.3e}  {r['train_dominant']}")
+    click.echo(f"report: {result.report} (and report.html beside it)")
     failed = result.tradeoff.n_failed + result.sweep.n_failed
     if failed:
-        click.echo(f"  {failed} point(s) failed: see {result.out_dir}/*/errors/")
-    click.echo(f"report: {result.report} (and report.html beside it)")
+        total = result.tradeoff.n_points + result.sweep.n_points
+        click.echo(f"error: {failed} of {total} demo points failed; their tracebacks are in "
+                   f"{result.out_dir}/*/errors/ (rerun `pchw demo` to retry them)", err=True)
+        sys.exit(EXIT_FAILED)
 
 
 # ------------------------------------------------------------------------------------ profiles
@@ -322,7 +318,7 @@ def _load_network(checkpoint, samples, seed=0):
               help="--spiking: spike-counting window per circuit step (s); budget = rate × duration.")
 @click.option("--spike-full-scale", type=float, default=4.0, show_default=True,
               help="--spiking: the |error| that fires at --spike-rate-hz (larger errors are clipped).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise sources.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the noise sources.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the full result as JSON here.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -331,8 +327,10 @@ def simulate(checkpoint, profile, n_steps, init, ff_steps, dt_s, tau_s, method, 
     """Deploy a trained network on a circuit profile: test accuracy and energy per inference."""
     from experiments.deploy import deploy
     from pchw.profiles import load_profile
-    from pchw.runlog import progress, write_json
+    from pchw.runlog import check_writable, progress, write_json
 
+    if json_path:
+        check_writable(json_path)
     hw = load_profile(profile)
     if not hw.is_circuit:
         raise click.UsageError(f"--profile {hw.name} is digital; price digital hardware with `pchw energy`")
@@ -376,25 +374,35 @@ def simulate(checkpoint, profile, n_steps, init, ff_steps, dt_s, tau_s, method, 
               help="Run folder written by `pchw train`.")
 @click.option("--profiles", "names", default=None,
               help="Comma-separated presets or TOML files (default: every preset but ideal).")
-@click.option("--batch-size", type=int, default=None, help="Samples per weight update (default: the run's).")
-@click.option("--n-steps", type=int, default=None, help="PC inference steps per example (default: the run's T).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Samples per weight update (default: the run's).")
+@click.option("--n-steps", type=click.IntRange(min=0), default=None,
+              help="PC inference steps per example (default: the run's T).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the rows as JSON here.")
-def energy(checkpoint, names, batch_size, n_steps, json_path) -> None:
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def energy(checkpoint, names, batch_size, n_steps, json_path, quiet) -> None:
     """Joules per training example and per inference, BP and PC, on every hardware profile."""
     from experiments.energy import energy_rows
     from pchw.profiles import list_profiles, load_profile
-    from pchw.runlog import write_json
+    from pchw.runlog import check_writable, progress, write_json
 
+    if json_path:
+        check_writable(json_path)
     chosen = names.split(",") if names else [n for n in list_profiles() if n != "ideal"]
     hw = [load_profile(n.strip()) for n in chosen]
     spec, weights, config, data = _load_network(checkpoint, 16)
     y = data.one_hot(data.y_test).astype(float)
-    rows = energy_rows(spec, weights, hw, x=data.x_test.astype(float), y=y,
-                       batch_size=batch_size or config.batch_size,
-                       n_steps=n_steps if n_steps is not None else config.inference_steps)
+    batch_size = batch_size or config.batch_size
+    rows = []
+    with progress(len(hw), desc="price profiles", enabled=not quiet) as bar:
+        for profile in hw:  # one at a time: a circuit profile runs the simulator (and compiles it once)
+            bar.set_postfix_str(profile.name)
+            rows += energy_rows(spec, weights, [profile], x=data.x_test.astype(float), y=y, batch_size=batch_size,
+                                n_steps=n_steps if n_steps is not None else config.inference_steps)
+            bar.update(1)
     click.echo(f"depth {spec.depth}, width {spec.width}, {spec.input_dim}→{spec.output_dim}; "
-               f"batch {batch_size or config.batch_size}; joules per example (largest components):")
+               f"batch {batch_size}; joules per example (largest components):")
     _energy_table([(f"{r.profile} {r.algorithm.upper()} {r.phase}", r.report) for r in rows], title="")
     if json_path:
         write_json(json_path, [r.to_dict() for r in rows])
@@ -458,14 +466,20 @@ def data_status(data_dir) -> None:
 # ---------------------------------------------------------------------------------- experiments
 @main.command("list")
 def list_experiments() -> None:
-    """List the registered experiments, their titles and whether each is installed."""
-    from experiments.registry import status
+    """List the registered experiments: name, points in the default grid and title (or why it cannot be
+    imported)."""
+    from experiments.framework import expand_grid
+    from experiments.framework.registry import get, status
 
     rows = status()
     width = max((len(r["name"]) for r in rows), default=0)
     for r in rows:
-        what = r["title"] if r["installed"] else f"not installed ({r['error']})"
-        click.echo(f"{r['name']:<{width}}  {what}")
+        if not r["installed"]:
+            click.echo(f"{r['name']:<{width}}  not installed ({r['error']})")
+            continue
+        module = get(r["name"])
+        points = len(expand_grid(module.Config, module.GRID))
+        click.echo(f"{r['name']:<{width}}  {points:>3} points  {r['title']}")
 
 
 @main.command()
@@ -484,15 +498,10 @@ def list_experiments() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(experiment, settings, workers, scheduler, out_dir, results_root, dry_run, quiet) -> None:
     """Run EXPERIMENT over its grid (see `pchw list`; or module:package.module), resuming --out."""
-    from experiments.runner import RunInterrupted, parse_set, run_experiment
+    from experiments.framework import parse_set, run_experiment
 
-    overrides = parse_set(settings)
-    try:
-        s = run_experiment(experiment, overrides=overrides, out_dir=out_dir, workers=workers, scheduler=scheduler,
-                           dry_run=dry_run, show_progress=not quiet, results_root=results_root)
-    except RunInterrupted as exc:
-        click.echo(f"\n{exc}", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+    s = run_experiment(experiment, overrides=parse_set(settings), out_dir=out_dir, workers=workers,
+                       scheduler=scheduler, dry_run=dry_run, show_progress=not quiet, results_root=results_root)
     if dry_run:
         for row in s.rows:
             params = " ".join(f"{k[2:]}={v}" for k, v in row.items() if k.startswith("p_"))
@@ -501,22 +510,26 @@ def run(experiment, settings, workers, scheduler, out_dir, results_root, dry_run
         return
     click.echo(f"results in {s.out_dir}")
     click.echo(f"{s.n_points} points: {s.n_done} done, {s.n_skipped} skipped (already done), {s.n_failed} failed")
-    if s.n_failed:
-        click.echo(f"  failed points' errors are in {s.out_dir / 'runs.csv'} and {s.out_dir / 'errors'}; "
-                   f"rerun with --out {s.out_dir} to retry them")
     if s.plot_error:
         click.echo(f"warning: plot() failed: {s.plot_error}", err=True)
     if s.report is not None:
         click.echo(f"report: {s.report}")
+    if s.n_failed:
+        click.echo(f"error: {s.n_failed} of {s.n_points} points failed; their errors are in {s.out_dir / 'runs.csv'} "
+                   f"and {s.out_dir / 'errors'} (rerun with --out {s.out_dir} to retry them)", err=True)
+        sys.exit(EXIT_FAILED)
 
 
 @main.command()
 @click.argument("directory", type=click.Path(file_okay=False, exists=True))
-def report(directory) -> None:
-    """Rebuild the figures and report of a results folder from its runs.csv and config.json."""
-    from experiments.report import rebuild
+@click.option("--module", "module_path", default=None, metavar="PACKAGE.MODULE",
+              help="The experiment module to draw with, for an experiment that is not registered "
+                   "(a module named in the folder's config.json is never imported on its own).")
+def report(directory, module_path) -> None:
+    """Rebuild the figures and report of a results folder (or of `pchw demo`'s) from runs.csv and config.json."""
+    from experiments.framework import rebuild
 
-    md_path, html_path = rebuild(directory)
+    md_path, html_path = rebuild(directory, module_path=module_path)
     click.echo(f"report: {md_path}")
     click.echo(f"        {html_path}")
 

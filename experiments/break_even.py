@@ -28,11 +28,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
+from .framework.table import value
+
 NAME = "break-even"
 TITLE = "Break-even: analog prices at which PC trained in situ matches backprop"
+DESCRIPTION = ("Each point starts from two measured training runs — μPC trained in situ on the analog profile and "
+               "backprop on the reference profile — and solves, in closed form (energy is linear in every price), for "
+               "the price of one analog event at which μPC's training example costs what backprop's does.")
 # knob (profile field) → the energy component it prices (pchw.events.price)
 KNOBS = {
     "e_cell_read_j": "crossbar_read",
@@ -61,7 +67,8 @@ class Config:
         seed: training seed.
     """
 
-    knob: str = "e_cell_read_j"
+    knob: Literal["e_cell_read_j", "e_adc_j", "e_dac_j", "e_neuron_update_j", "e_write_pulse_j",
+                  "p_static_w"] = "e_cell_read_j"
     dataset: str = "mnist"
     depth: int = 5
     width: int = 128
@@ -128,14 +135,6 @@ def run(config: Config) -> dict:
     }
 
 
-def _f(r: dict, key: str) -> float:
-    v = r.get(key)
-    try:
-        return float("nan") if v in (None, "", "None") else float(v)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
 def plot(table: list[dict], outdir: Path) -> list[Path]:
     """PC joules per training example as each knob is scaled (log-log), BP's line, break-even marked."""
     import matplotlib
@@ -145,14 +144,16 @@ def plot(table: list[dict], outdir: Path) -> list[Path]:
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    rows = [r for r in table if math.isfinite(_f(r, "bp_train_energy_j")) and _f(r, "knob_events_per_example") > 0]
+    rows = [r for r in table
+            if math.isfinite(value(r, "bp_train_energy_j")) and value(r, "knob_events_per_example") > 0]
     if not rows:
         return []
     fig, axes = plt.subplots(1, len(rows), figsize=(4.6 * len(rows), 4.2), squeeze=False)
     for ax, r in zip(axes[0], rows):
         knob = str(r.get("knob") or r.get("p_knob"))
-        cur, k_star = _f(r, "knob_current_j"), _f(r, "break_even_j")
-        rest, count, e_bp = _f(r, "pc_rest_energy_j"), _f(r, "knob_events_per_example"), _f(r, "bp_train_energy_j")
+        cur, k_star = value(r, "knob_current_j"), value(r, "break_even_j")
+        rest, count = value(r, "pc_rest_energy_j"), value(r, "knob_events_per_example")
+        e_bp = value(r, "bp_train_energy_j")
         anchors = [v for v in (cur, k_star) if math.isfinite(v) and v > 0] or [e_bp / count]
         ks = np.logspace(math.log10(min(anchors)) - 2, math.log10(max(anchors)) + 2, 200)
         ax.loglog(ks, rest + ks * count, color="tab:blue", label=f"PC on {r.get('analog_profile', 'analog')}")
@@ -168,7 +169,7 @@ def plot(table: list[dict], outdir: Path) -> list[Path]:
             ax.text(0.97, 0.5, "no break-even\nby this knob alone", transform=ax.transAxes, fontsize=8, ha="right")
         ax.set_xlabel(f"{knob} (J)")
         ax.set_ylabel("energy per training example (J)")
-        gap = _f(r, "acc_gap_pc_minus_bp")
+        gap = value(r, "acc_gap_pc_minus_bp")
         ax.set_title(f"{knob}" + (f"  (acc. gap PC−BP {100 * gap:+.1f} pt)" if math.isfinite(gap) else ""),
                      fontsize=9)
         ax.grid(alpha=0.3, which="both")
@@ -178,3 +179,24 @@ def plot(table: list[dict], outdir: Path) -> list[Path]:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return [path]
+
+
+def describe(table: list[dict]) -> dict[str, str]:
+    """The sentence under break_even.png: each knob's break-even price against its present value."""
+    parts = []
+    for r in table:
+        knob, k_star, cur = str(r.get("knob") or r.get("p_knob")), value(r, "break_even_j"), value(r, "knob_current_j")
+        if math.isfinite(k_star) and k_star > 0:
+            parts.append(f"{knob} {k_star:.3g} J ({cur / k_star:.3g}× its present {cur:.3g} J)")
+        else:
+            parts.append(f"{knob}: no break-even by this price alone")
+    if not parts:
+        return {}
+    r = table[0]
+    gap = value(r, "acc_gap_pc_minus_bp")
+    return {"break_even.png": (
+        f"PC's energy per training example on {r.get('analog_profile')} as one price is scaled (the others fixed), "
+        f"against BP's on {r.get('reference_profile')} ({value(r, 'bp_train_energy_j'):.3g} J); PC matches BP at "
+        + "; ".join(parts) + (f". The measured runs' test accuracies differ by {100 * gap:+.1f} points "
+                               f"(PC − BP; PC {r.get('pc_training')}, BP {r.get('bp_training')})."
+                               if math.isfinite(gap) else "."))}

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .table import number, param
+from .framework.table import flag, number, param
 
 NAME = "depth-scaling"
 TITLE = "Depth scaling: μPC vs SP predictive coding vs Depth-μP backprop"
@@ -174,7 +174,8 @@ def run(config: Config) -> dict:
     else:
         loss = result.history.last("train_loss")
         free_energy = result.history.last("free_energy")
-        row.update(test_acc=result.test_acc, train_loss=float("nan") if loss is None else loss,
+        row.update(test_acc=result.test_acc, test_samples=len(data.x_test),
+                   train_loss=float("nan") if loss is None else loss,
                    free_energy=float("nan") if free_energy is None else free_energy, diverged=False,
                    diverged_at=None, iterations=result.iterations)
     row["train_wall_s"] = time.perf_counter() - t0
@@ -188,13 +189,6 @@ def run(config: Config) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ plots
-_value, _num = param, number  # runs.csv cells (experiments.table)
-
-
-def _flag(v) -> bool:
-    return v is True or str(v).strip().lower() in ("true", "1", "yes")
-
-
 _COLOURS = {"mupc": "tab:blue", "sp": "tab:orange", "bp": "tab:green"}
 _LABELS = {"mupc": "μPC", "sp": "SP (PC)", "bp": "BP (Depth-μP)"}
 _SERIES = ("width", "iters", "dataset", "act", "skip", "activity_lr", "param_lr", "n_steps", "batch_size")
@@ -202,14 +196,14 @@ _SERIES = ("width", "iters", "dataset", "act", "skip", "activity_lr", "param_lr"
 
 def _series(rows: list[dict], models: tuple[str, ...]) -> dict:
     """{(model, other swept settings…): {H: [rows]}} — seeds pooled, one line per key."""
-    swept = [f for f in _SERIES if len({str(_value(r, f)) for r in rows}) > 1]
+    swept = [f for f in _SERIES if len({str(param(r, f)) for r in rows}) > 1]
     out: dict = {}
     for r in rows:
-        model = str(_value(r, "model"))
+        model = str(param(r, "model"))
         if model not in models:
             continue
-        key = (model, tuple((f, _value(r, f)) for f in swept))
-        out.setdefault(key, {}).setdefault(int(_value(r, "hidden")), []).append(r)
+        key = (model, tuple((f, param(r, f)) for f in swept))
+        out.setdefault(key, {}).setdefault(int(param(r, "hidden")), []).append(r)
     return out
 
 
@@ -223,7 +217,7 @@ def _depth_axis(ax, depths: list[int]) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xticks(depths, [str(d) for d in depths])
     ax.minorticks_off()
-    ax.set_xlabel("hidden layers H (log scale)")
+    ax.set_xlabel("hidden layers H (count, log scale)")
     ax.grid(alpha=0.3)
 
 
@@ -236,21 +230,21 @@ def plot(table: list[dict], outdir: Path) -> list[Path]:
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    rows = [r for r in table if r.get("test_acc") not in (None, "") and _value(r, "hidden") not in (None, "")]
+    rows = [r for r in table if r.get("test_acc") not in (None, "") and param(r, "hidden") not in (None, "")]
     paths: list[Path] = []
     if not rows:
         return paths
-    depths = sorted({int(_value(r, "hidden")) for r in rows})
+    depths = sorted({int(param(r, "hidden")) for r in rows})
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for key, by_h in sorted(_series(rows, MODELS).items(), key=lambda kv: str(kv[0])):
         hs = sorted(by_h)
-        acc = [100 * np.mean([_num(r["test_acc"]) for r in by_h[h]]) for h in hs]
+        acc = [100 * np.mean([number(r["test_acc"]) for r in by_h[h]]) for h in hs]
         ax.plot(hs, acc, "o-", color=_COLOURS.get(key[0]), label=_label(key))
-        bad = [(h, a) for h, a in zip(hs, acc) if any(_flag(r.get("diverged")) for r in by_h[h])]
+        bad = [(h, a) for h, a in zip(hs, acc) if any(flag(r.get("diverged")) for r in by_h[h])]
         if bad:
             ax.scatter(*zip(*bad), marker="x", s=80, color="k", zorder=3)
-    chance = sorted({_num(r.get("chance_acc")) for r in rows if math.isfinite(_num(r.get("chance_acc")))})
+    chance = sorted({number(r.get("chance_acc")) for r in rows if math.isfinite(number(r.get("chance_acc")))})
     for c in chance:
         ax.axhline(100 * c, color="grey", ls=":", lw=1)
     ax.plot([], [], "kx", ls="none", label="diverged (scored at chance)")
@@ -265,9 +259,10 @@ def plot(table: list[dict], outdir: Path) -> list[Path]:
     plt.close(fig)
 
     for metric, ylabel, title, fname in (
-        ("init_output_rms", "feedforward output RMS at init (log scale)", "Output norm at initialisation",
+        ("init_output_rms", "feedforward output RMS at init (activity units, log scale)",
+         "Output norm at initialisation",
          "depth_scaling_output_norm.png"),
-        ("hessian_cond", "cond(H_z) of the linear network (log scale)",
+        ("hessian_cond", "cond(H_z) of the linear network (dimensionless, log scale)",
          "Activity-Hessian condition number at initialisation", "depth_scaling_hessian_cond.png"),
     ):
         series = _series(rows, ("mupc", "sp"))
@@ -277,12 +272,12 @@ def plot(table: list[dict], outdir: Path) -> list[Path]:
         reduced = False
         for key, by_h in sorted(series.items(), key=lambda kv: str(kv[0])):
             hs = sorted(by_h)
-            vals = [np.mean([_num(r.get(metric)) for r in by_h[h]]) for h in hs]
+            vals = [np.mean([number(r.get(metric)) for r in by_h[h]]) for h in hs]
             ax.plot(hs, vals, "o-", color=_COLOURS.get(key[0]), label=_label(key))
             if metric == "hessian_cond":
                 for h, v in zip(hs, vals):
                     widths = {str(r.get("hessian_width")) for r in by_h[h]}
-                    if widths != {str(_value(by_h[h][0], "width"))}:
+                    if widths != {str(param(by_h[h][0], "width"))}:
                         reduced = True
                         ax.annotate(f"N={'/'.join(sorted(widths))}", (h, v), textcoords="offset points",
                                     xytext=(4, -10), fontsize=6)
@@ -296,3 +291,41 @@ def plot(table: list[dict], outdir: Path) -> list[Path]:
         fig.savefig(paths[-1], dpi=120)
         plt.close(fig)
     return paths
+
+
+def _ends(rows: list[dict], metric: str, model: str) -> tuple[int, float, int, float] | None:
+    """(shallowest H, its mean metric, deepest H, its mean metric) of ``model``'s rows, or None."""
+    by_h: dict[int, list[float]] = {}
+    for r in rows:
+        if str(param(r, "model")) == model:
+            by_h.setdefault(int(param(r, "hidden")), []).append(number(r.get(metric)))
+    if not by_h:
+        return None
+    lo, hi = min(by_h), max(by_h)
+    return lo, float(np.mean(by_h[lo])), hi, float(np.mean(by_h[hi]))
+
+
+def describe(table: list[dict]) -> dict[str, str]:
+    """One sentence per figure: how each model's measure changes from the shallowest to the deepest net."""
+    rows = [r for r in table if r.get("test_acc") not in (None, "") and param(r, "hidden") not in (None, "")]
+    if not rows:
+        return {}
+    n = sorted({int(r["test_samples"]) for r in rows if number(r.get("test_samples")) >= 1})
+    diverged = sum(flag(r.get("diverged")) for r in rows)
+    accuracy = []
+    for m in MODELS:
+        ends = _ends(rows, "test_acc", m)
+        if ends:
+            accuracy.append(f"{_LABELS[m]} {100 * ends[1]:.1f} % at H = {ends[0]} → "
+                            f"{100 * ends[3]:.1f} % at H = {ends[2]}")
+    out = {"depth_scaling_accuracy.png": (
+        "Test accuracy against depth: " + "; ".join(accuracy)
+        + (f" (n = {'/'.join(map(str, n))} test samples per point" if n else " (")
+        + f"; {diverged} run(s) diverged and are scored at chance).")}
+    for metric, fname, what in (("init_output_rms", "depth_scaling_output_norm.png", "feedforward output RMS"),
+                                ("hessian_cond", "depth_scaling_hessian_cond.png", "cond(H_z) of the linear net")):
+        parts = [f"{_LABELS[m]} {e[1]:.3g} at H = {e[0]} → {e[3]:.3g} at H = {e[2]}"
+                 for m in ("mupc", "sp") if (e := _ends(rows, metric, m))]
+        if parts:
+            out[fname] = f"The {what} at initialisation against depth (one draw per point): " + "; ".join(parts) + "."
+    return out

@@ -98,7 +98,7 @@ def run(config: Config) -> dict:
         acc, n, energy = _deploy(config, profile)
     else:
         acc, n, energy = _in_situ(config, profile)
-    low, high = wilson_interval(round(acc * n), n)
+    low, high = wilson_interval(acc, n)
     return {"effect": config.effect, "mode": config.mode, "profile": profile.name, "test_acc": acc, "n_test": n,
             "test_acc_ci_low": low, "test_acc_ci_high": high, **energy}
 

@@ -8,18 +8,36 @@ swept fields the figure is a heat map; every swept field also gets a sensitivity
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from .table import number, param
+from .framework.table import number, param, wilson_interval
 
 NAME = "hardware-sweep"
 TITLE = "Hardware sweep: how circuit parameters move accuracy and energy"
-SWEEPABLE = ("read_noise_frac", "out_noise_frac", "adc_bits", "dac_bits", "weight_bits", "h", "n_steps",
-             "leak_tau_s")
+DESCRIPTION = ("Each point deploys the same trained μPC network on the base circuit profile with some of its fields "
+               "changed (noise, converter and weight resolution, dt/τ, PC steps, leak) and measures the circuit's "
+               "test accuracy and its joules per inference.")
 profile_fields = ("profile",)
+
+# what each sweepable field measures, for axis labels (units in brackets)
+UNITS = {
+    "read_noise_frac": "read noise σ (fraction of w_max)",
+    "out_noise_frac": "output noise σ (fraction of full scale)",
+    "adc_bits": "ADC resolution (bits)",
+    "dac_bits": "DAC resolution (bits)",
+    "weight_bits": "weight resolution (bits)",
+    "h": "dt/τ (dimensionless)",
+    "n_steps": "PC steps after the forward phase (steps)",
+    "leak_tau_s": "integrator leak τ_leak (s; 0 = none)",
+}
+SWEEPABLE = tuple(UNITS)
+# fields whose values are levels, not magnitudes: drawn on categorical axes; 0 bits is the unquantised weight
+CATEGORICAL = ("adc_bits", "dac_bits", "weight_bits")
+sample_counts = {"test_acc": "test_samples"}
 
 
 @dataclass(frozen=True)
@@ -73,23 +91,99 @@ def run(config: Config) -> dict:
     n = config.samples
     result = deploy(net.spec, net.weights, data.x_test[:n], data.y_test[:n], profile=profile, tau_s=tau_s,
                     n_steps=config.n_steps, seed=config.seed)
-    return {"test_acc": result.accuracy, "software_test_acc": result.software_accuracy,
+    return {"test_acc": result.accuracy, "test_samples": result.n_samples,
+            "software_test_acc": result.software_accuracy,
             "agreement": result.agreement, "energy_j": result.energy.total_j, "dominant": result.energy.dominant(),
             "max_grad": result.max_grad}
 
 
+
+
 def _swept(table: list[dict]) -> list[str]:
     """The Config fields that take more than one value in the table (as p_<field> columns)."""
-    out = []
-    for f in fields(Config):
-        values = {str(r.get(f"p_{f.name}", r.get(f.name))) for r in table}
-        if len(values) > 1:
-            out.append(f.name)
-    return out
+    return [f.name for f in fields(Config) if len({str(param(r, f.name)) for r in table}) > 1]
 
 
-def _value(r: dict, name: str) -> float:
-    return number(param(r, name))
+def _levels(rows: list[dict], name: str) -> list:
+    """The values a swept field takes, in axis order (for bits: 3, 4, …, then float last)."""
+    values = {number(param(r, name)) for r in rows}
+    if name == "weight_bits":
+        return sorted(values, key=lambda v: (v == 0, v))
+    return sorted(values)
+
+
+def _tick(name: str, v: float) -> str:
+    if name == "weight_bits" and v == 0:
+        return "float"
+    return f"{v:g}"
+
+
+def _axis(ax, rows: list[dict], name: str, which: str = "x") -> list:
+    """Label an axis of field ``name`` with its unit; categorical fields get one evenly spaced tick per level."""
+    levels = _levels(rows, name)
+    setter = ax.set_xticks if which == "x" else ax.set_yticks
+    setter(range(len(levels)), [_tick(name, v) for v in levels])
+    (ax.set_xlabel if which == "x" else ax.set_ylabel)(UNITS.get(name, name))
+    return levels
+
+
+def _accuracy_interval(r: dict) -> tuple[float, float, float]:
+    """(accuracy, lower, upper) in percent, the 95 % Wilson interval over the row's test samples."""
+    acc, n = number(r.get("test_acc")), number(r.get("test_samples"))
+    lo, hi = wilson_interval(acc, int(n)) if math.isfinite(n) else (float("nan"), float("nan"))
+    return 100 * acc, 100 * lo, 100 * hi
+
+
+def _heatmap(plt, rows: list[dict], fx: str, fy: str, others: list[str], path: Path) -> None:
+    """Accuracy over fx × fy; with more swept fields, each cell is the mean over their settings (the title says so)."""
+    xs, ys = _levels(rows, fx), _levels(rows, fy)
+    cells: dict[tuple[int, int], list[float]] = {}
+    for r in rows:
+        key = (ys.index(number(param(r, fy))), xs.index(number(param(r, fx))))
+        cells.setdefault(key, []).append(100 * number(r.get("test_acc")))
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for (i, j), accs in cells.items():
+        grid[i, j] = float(np.mean(accs))
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    im = ax.imshow(grid, origin="lower", cmap="viridis", aspect="auto")
+    _axis(ax, rows, fx, "x")
+    _axis(ax, rows, fy, "y")
+    for (i, j), v in np.ndenumerate(grid):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.1f}", ha="center", va="center", color="w", fontsize=8)
+    fig.colorbar(im, ax=ax, label="circuit test accuracy (%)" + (", mean" if others else ""))
+    ax.set_title("accuracy over the swept circuit parameters"
+                 + (f"\n(each cell: mean over {', '.join(others)})" if others else ""), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _sensitivity(plt, rows: list[dict], f: str, others: list[str], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    levels = _levels(rows, f)
+    categorical = f in CATEGORICAL
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault(tuple(number(param(r, g)) for g in others), []).append(r)
+    for key, members in sorted(groups.items()):
+        members = sorted(members, key=lambda r: levels.index(number(param(r, f))))
+        xs = [levels.index(number(param(r, f))) if categorical else number(param(r, f)) for r in members]
+        acc, lo, hi = np.array([_accuracy_interval(r) for r in members]).T
+        label = ", ".join(f"{g}={_tick(g, v)}" for g, v in zip(others, key)) or None
+        ax.errorbar(xs, acc, yerr=[acc - lo, hi - acc], fmt="o-", capsize=3, label=label)
+    if categorical:
+        _axis(ax, rows, f, "x")
+    else:
+        ax.set_xlabel(UNITS.get(f, f))
+    ax.set_ylabel("circuit test accuracy (%, 95 % CI)")
+    ax.grid(alpha=0.3)
+    if others:
+        ax.legend(fontsize=7)
+    ax.set_title(f"sensitivity to {f}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def plot(table: list[dict], outdir: Path) -> list[Path]:
@@ -105,45 +199,42 @@ def plot(table: list[dict], outdir: Path) -> list[Path]:
     swept = _swept(rows)
     paths: list[Path] = []
     if len(swept) >= 2:
-        fx, fy = swept[:2]
-        xs = sorted({_value(r, fx) for r in rows})
-        ys = sorted({_value(r, fy) for r in rows})
-        grid = np.full((len(ys), len(xs)), np.nan)
-        for r in rows:
-            grid[ys.index(_value(r, fy)), xs.index(_value(r, fx))] = 100 * float(r["test_acc"])
-        fig, ax = plt.subplots(figsize=(6.5, 4.5))
-        im = ax.imshow(grid, origin="lower", cmap="viridis", aspect="auto")
-        ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
-        ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
-        ax.set_xlabel(fx)
-        ax.set_ylabel(fy)
-        for (i, j), v in np.ndenumerate(grid):
-            if np.isfinite(v):
-                ax.text(j, i, f"{v:.1f}", ha="center", va="center", color="w", fontsize=8)
-        fig.colorbar(im, ax=ax, label="circuit test accuracy (%)")
-        ax.set_title("accuracy over the swept circuit parameters")
-        fig.tight_layout()
-        paths.append(outdir / f"heatmap_{fx}_{fy}.png")
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
+        paths.append(outdir / f"heatmap_{swept[0]}_{swept[1]}.png")
+        _heatmap(plt, rows, swept[0], swept[1], swept[2:], paths[-1])
     for f in swept:
-        others = [g for g in swept if g != f]
-        fig, ax = plt.subplots(figsize=(6, 4))
-        groups: dict = {}
-        for r in rows:
-            groups.setdefault(tuple(_value(r, g) for g in others), []).append(r)
-        for key, members in sorted(groups.items()):
-            members = sorted(members, key=lambda r: _value(r, f))
-            label = ", ".join(f"{g}={v:g}" for g, v in zip(others, key)) or None
-            ax.plot([_value(r, f) for r in members], [100 * float(r["test_acc"]) for r in members], "o-", label=label)
-        ax.set_xlabel(f)
-        ax.set_ylabel("circuit test accuracy (%)")
-        ax.grid(alpha=0.3)
-        if others:
-            ax.legend(fontsize=7)
-        ax.set_title(f"sensitivity to {f}")
-        fig.tight_layout()
         paths.append(outdir / f"sensitivity_{f}.png")
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
+        _sensitivity(plt, rows, f, [g for g in swept if g != f], paths[-1])
     return paths
+
+
+def _setting(r: dict, swept: list[str]) -> str:
+    return ", ".join(f"{f} {_tick(f, number(param(r, f)))}" for f in swept)
+
+
+def describe(table: list[dict]) -> dict[str, str]:
+    """One sentence per figure: the best and worst settings with their accuracies and sample counts."""
+    rows = [r for r in table if math.isfinite(number(r.get("test_acc")))]
+    swept = _swept(rows)
+    if not rows or not swept:
+        return {}
+    best = max(rows, key=lambda r: number(r["test_acc"]))
+    worst = min(rows, key=lambda r: number(r["test_acc"]))
+    n = sorted({int(number(r.get("test_samples"))) for r in rows if math.isfinite(number(r.get("test_samples")))})
+    n_text = f"n = {'/'.join(map(str, n))} test samples per point" if n else "sample count not recorded"
+    span = (f"from {100 * number(best['test_acc']):.1f} % ({_setting(best, swept)}) down to "
+            f"{100 * number(worst['test_acc']):.1f} % ({_setting(worst, swept)})")
+    out = {}
+    if len(swept) >= 2:
+        mean = f", each cell the mean over {', '.join(swept[2:])}" if len(swept) > 2 else ""
+        out[f"heatmap_{swept[0]}_{swept[1]}.png"] = (
+            f"Circuit test accuracy of the trained μPC network on {param(best, 'profile')} over {swept[0]} × "
+            f"{swept[1]} ({len(rows)} points, {n_text}{mean}): single points range {span}.")
+    for f in swept:
+        by_level = {v: [number(r["test_acc"]) for r in rows if number(param(r, f)) == v] for v in _levels(rows, f)}
+        means = {v: 100 * float(np.mean(a)) for v, a in by_level.items()}
+        first, last = _levels(rows, f)[0], _levels(rows, f)[-1]
+        out[f"sensitivity_{f}.png"] = (
+            f"Accuracy against {UNITS.get(f, f)}, one line per setting of the other swept fields, with 95 % Wilson "
+            f"intervals ({n_text}): averaged over those settings it is {means[first]:.1f} % at {_tick(f, first)} and "
+            f"{means[last]:.1f} % at {_tick(f, last)}.")
+    return out

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .table import number, param
+from .framework.table import number, param
 
 NAME = "insitu-ablation"
 TITLE = "In-situ training: each non-ideality switched off in turn"

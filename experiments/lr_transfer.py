@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .table import number, param
+from .framework.table import number, param
 
 NAME = "lr-transfer"
 TITLE = "μPC learning-rate transfer across width and depth"
@@ -113,8 +113,9 @@ def run(config: Config) -> dict:
             loss = 0.5 * float(np.sum(np.square(target - out))) / len(target)
         last = result.history.last("train_loss")
         if math.isfinite(loss):
-            row.update(test_loss=loss, test_acc=result.test_acc, train_loss=nan if last is None else last,
-                       diverged=False, diverged_at=None, iterations=result.iterations)
+            row.update(test_loss=loss, test_acc=result.test_acc, test_samples=len(data.x_test),
+                       train_loss=nan if last is None else last, diverged=False, diverged_at=None,
+                       iterations=result.iterations)
         else:
             row.update(test_loss=nan, test_acc=chance, train_loss=nan if last is None else last, diverged=True,
                        diverged_at=result.iterations, iterations=result.iterations)
@@ -123,9 +124,6 @@ def run(config: Config) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ analysis
-_value, _num = param, number  # runs.csv cells (experiments.table)
-
-
 def _cell_mean(values: list[float]) -> float:
     finite = [v for v in values if math.isfinite(v)]
     return float(np.mean(finite)) if finite else float("nan")
@@ -137,20 +135,21 @@ def panels(table: list[dict]) -> dict:
     Loss and accuracy are averaged over the rows of a cell (seeds…), NaN losses (divergence)
     left out; a cell with no finite loss is NaN, one with no row at all is NaN too.
     """
-    rows = [r for r in table if _value(r, "width") not in (None, "") and _value(r, "activity_lr") not in (None, "")]
+    rows = [r for r in table if param(r, "width") not in (None, "") and param(r, "activity_lr") not in (None, "")]
     out: dict = {}
-    for key in sorted({(int(_value(r, "width")), int(_value(r, "hidden"))) for r in rows}):
-        members = [r for r in rows if (int(_value(r, "width")), int(_value(r, "hidden"))) == key]
-        betas = sorted({_num(_value(r, "activity_lr")) for r in members})
-        lrs = sorted({_num(_value(r, "param_lr")) for r in members})
+    for key in sorted({(int(param(r, "width")), int(param(r, "hidden"))) for r in rows}):
+        members = [r for r in rows if (int(param(r, "width")), int(param(r, "hidden"))) == key]
+        betas = sorted({number(param(r, "activity_lr")) for r in members})
+        lrs = sorted({number(param(r, "param_lr")) for r in members})
         loss = np.full((len(betas), len(lrs)), np.nan)
         acc = np.full((len(betas), len(lrs)), np.nan)
         for i, b in enumerate(betas):
             for j, p in enumerate(lrs):
-                cell = [r for r in members if _num(_value(r, "activity_lr")) == b and _num(_value(r, "param_lr")) == p]
+                cell = [r for r in members
+                        if number(param(r, "activity_lr")) == b and number(param(r, "param_lr")) == p]
                 if cell:
-                    loss[i, j] = _cell_mean([_num(r.get("test_loss")) for r in cell])
-                    acc[i, j] = _cell_mean([_num(r.get("test_acc")) for r in cell])
+                    loss[i, j] = _cell_mean([number(r.get("test_loss")) for r in cell])
+                    acc[i, j] = _cell_mean([number(r.get("test_acc")) for r in cell])
         out[key] = {"activity_lr": betas, "param_lr": lrs, "loss": loss, "acc": acc}
     return out
 
@@ -175,15 +174,23 @@ def plot(table: list[dict], outdir: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     data = panels(table)
-    paths: list[Path] = []
     if not data:
-        return paths
+        return []
     best = {(b["width"], b["hidden"]): b for b in optima(table)}
+    paths = [outdir / "lr_transfer_heatmaps.png", outdir / "lr_transfer_optimum.png"]
+    _heatmaps(plt, data, best, paths[0])
+    _optimum(plt, data, best, paths[1])
+    return paths
+
+
+def _heatmaps(plt, data: dict, best: dict, path: Path) -> None:
+    import matplotlib
+    from matplotlib.patches import Rectangle
+
     widths = sorted({w for w, _ in data})
     hiddens = sorted({h for _, h in data})
     finite = np.concatenate([p["loss"][np.isfinite(p["loss"]) & (p["loss"] > 0)] for p in data.values()])
@@ -219,15 +226,20 @@ def plot(table: list[dict], outdir: Path) -> list[Path]:
                 ax.plot(j, i + 0.3, marker="*", color="red", ms=9)
             ax.set_title(f"N={width}, H={hidden}", fontsize=9)
             if r_i == len(hiddens) - 1:
-                ax.set_xlabel("param_lr (Adam)")
+                ax.set_xlabel("param_lr (Adam step, dimensionless)")
             if c_i == 0:
-                ax.set_ylabel("activity_lr β")
+                ax.set_ylabel("activity_lr β (dimensionless)")
     if im is not None:
-        fig.colorbar(im, ax=axes, label="test loss (MSE/2 on one-hot, log scale)", shrink=0.9, extend="max")
+        fig.colorbar(im, ax=axes, label="test loss (½·MSE on one-hot targets, dimensionless, log scale)", shrink=0.9,
+                     extend="max")
     fig.suptitle("μPC test loss over learning rates (red: optimum of each panel; grey: diverged)", fontsize=10)
-    paths.append(outdir / "lr_transfer_heatmaps.png")
-    fig.savefig(paths[-1], dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _optimum(plt, data: dict, best: dict, path: Path) -> None:
+    widths = sorted({w for w, _ in data})
+    hiddens = sorted({h for _, h in data})
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     markers = "osD^vP*X"
@@ -248,14 +260,31 @@ def plot(table: list[dict], outdir: Path) -> list[Path]:
         ax.set_yticks(ticks, [f"{v:g}" for v in ticks])
         ax.set_ylim(min(ticks) / 1.5, max(ticks) * 1.5)
         ax.minorticks_off()
-        ax.set_xlabel("width N (log scale)")
-        ax.set_ylabel(f"optimal {field}")
+        ax.set_xlabel("width N (units, log scale)")
+        ax.set_ylabel(f"optimal {field} (dimensionless, log scale)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes[0].set_title("optimal activity lr β per size", fontsize=10)
     axes[1].set_title("optimal param lr per size (flat = transfer)", fontsize=10)
     fig.tight_layout()
-    paths.append(outdir / "lr_transfer_optimum.png")
-    fig.savefig(paths[-1], dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
-    return paths
+
+
+def describe(table: list[dict]) -> dict[str, str]:
+    """One sentence per figure: where the optimum of each size sits, and whether it moves."""
+    best = optima(table)
+    if not best:
+        return {}
+    n = sorted({int(r["test_samples"]) for r in table if number(r.get("test_samples")) >= 1})
+    where = "; ".join(f"N={b['width']}, H={b['hidden']}: β {b['activity_lr']:g}, lr {b['param_lr']:g} "
+                      f"(loss {b['test_loss']:.3g}, accuracy {100 * b['test_acc']:.1f} %)" for b in best)
+    moved = {field: len({b[field] for b in best}) > 1 for field in ("activity_lr", "param_lr")}
+    verdict = ", ".join(f"the optimal {f} {'moves' if m else 'stays put'}" for f, m in moved.items())
+    counts = f"n = {'/'.join(map(str, n))} test samples per cell" if n else "sample count not recorded"
+    return {
+        "lr_transfer_heatmaps.png": f"μPC test loss over activity lr β × param lr at each size ({counts}); the "
+                                    f"optimum of each panel (red): {where}.",
+        "lr_transfer_optimum.png": f"The optimal learning rates against width, one line per depth: across "
+                                   f"{len(best)} sizes {verdict} (a flat line is zero-shot transfer).",
+    }

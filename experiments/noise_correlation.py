@@ -87,7 +87,7 @@ def run(config: Config) -> dict:
         acc, n = run_.test_acc, run_.n_test
         row.update(relaxation_s=run_.config.n_steps * profile.dt_s, window_steps=run_.config.update_window,
                    train_energy_j=run_.energy_per_example_j)
-    low, high = wilson_interval(round(acc * n), n)
+    low, high = wilson_interval(acc, n)
     return row | {"test_acc": acc, "n_test": n, "test_acc_ci_low": low, "test_acc_ci_high": high}
 
 

@@ -76,7 +76,7 @@ def run(config: Config) -> dict:
                 epochs=config.epochs, n_train=config.n_train, n_test=config.n_test, batch_size=config.batch_size,
                 seed=config.seed, backend=config.backend)
     train = m.train_report()
-    low, high = wilson_interval(round(m.test_acc * m.n_test), m.n_test)
+    low, high = wilson_interval(m.test_acc, m.n_test)
     return {"algorithm": algorithm, "profile": m.profile.name, "substrate": m.profile.substrate.value,
             "kind": "measured", "training": m.training, "test_acc": m.test_acc, "n_test": m.n_test,
             "test_acc_ci_low": low, "test_acc_ci_high": high, "train_energy_j": train.total_j,

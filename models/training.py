@@ -8,6 +8,7 @@ the MSE loss (1/2B) Σ‖y − f(x)‖² of the same network (same forward map a
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,14 +17,19 @@ import numpy as np
 import torch
 
 from pchw.data import Dataset, batch_indices, batches_per_epoch, load_dataset
+from pchw.errors import PchwError
 from pchw.runlog import (
     HISTORY_COLUMNS,
+    CheckpointError,
     DivergenceError,
     History,
     RunDir,
     TrainingLoop,
-    atomic_save,
+    atomic_write_bytes,
+    check_matches_run,
     config_from_dict,
+    payload_sha256,
+    verify_payload,
 )
 from pchw.spec import Activation, NetworkSpec, Parameterisation
 
@@ -34,7 +40,7 @@ MODELS = ("mupc", "sp", "bp")
 CHECKPOINT_FORMAT = "pchw-torch-checkpoint-1"
 
 
-class ConfigError(ValueError):
+class ConfigError(PchwError, ValueError):
     """An invalid training option: the message names the value and what is allowed."""
 
 
@@ -91,7 +97,7 @@ class TrainConfig:
             raise bad("act", "choose one of " + ", ".join(a.value for a in Activation))
         if self.dtype not in ("float32", "float64"):
             raise bad("dtype", "choose float32 or float64")
-        for name, minimum in (("depth", 2), ("width", 1), ("batch_size", 1), ("test_every", 1)):
+        for name, minimum in (("depth", 2), ("width", 1), ("batch_size", 1), ("test_every", 1), ("seed", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise bad(name, f"must be an integer >= {minimum}")
@@ -184,6 +190,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+RESUMABLE_KEYS = ("iters", "epochs", "test_every", "device")  # config keys a resumed run may change
+
+
+def _plain(obj: object) -> object:
+    """A tensor as (dtype, shape, raw bytes) for the checkpoint's digest; anything else unchanged."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        return {"dtype": str(t.dtype), "shape": list(t.shape), "bytes": t.reshape(-1).view(torch.uint8).numpy()}
+    return obj
+
+
 def _save_checkpoint(path: Path, net, opt, iteration: int, wall_s: float, energy_j: float | None, config) -> None:
     state = {
         "format": CHECKPOINT_FORMAT,
@@ -196,14 +213,63 @@ def _save_checkpoint(path: Path, net, opt, iteration: int, wall_s: float, energy
         "optimizer": opt.state_dict(),
         "torch_rng": torch.get_rng_state(),
     }
-    atomic_save(path, lambda tmp: torch.save(state, tmp))
+    state["sha256"] = payload_sha256(state, leaf=_plain)
+    buf = io.BytesIO()  # serialise first: a full disk then fails in a plain file write (OSError), not in torch
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _check_state(state: object, path: Path) -> None:
+    """Raise CheckpointError unless ``state`` has the checkpoint's structure and self-consistent shapes."""
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(f"{path} is not a valid pchw training checkpoint ({what}); restore it or start the "
+                               f"run again")
+
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise bad("no pchw-torch-checkpoint-1 format tag")
+    for key, kind in (("iteration", int), ("wall_s", float), ("config", dict), ("spec", dict), ("model", dict),
+                      ("optimizer", dict), ("torch_rng", torch.Tensor)):
+        if not isinstance(state.get(key), kind):
+            raise bad(f"{key} is missing or not {kind.__name__}")
+    try:
+        spec = NetworkSpec.from_dict(state["spec"])
+        config = TrainConfig.from_dict(state["config"])
+    except (PchwError, KeyError, TypeError, ValueError) as exc:
+        raise bad(f"its spec or config is invalid: {' '.join(str(exc).split())}") from None
+    if (config.depth, config.width) != (spec.depth, spec.width):
+        raise bad(f"its config says depth {config.depth}, width {config.width}; its spec {spec.depth}, {spec.width}")
+    shapes = spec.weight_shapes()
+    expected = {"w_in": shapes[0], "w_hid": (spec.depth - 2, spec.width, spec.width), "w_out": shapes[-1]}
+    found = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else None for k, v in state["model"].items()}
+    if found != expected:
+        raise bad(f"weights {found} do not have the shapes {expected} of its network")
+    moments = [s.get("exp_avg") for s in state["optimizer"].get("state", {}).values() if isinstance(s, dict)]
+    moment_shapes = [tuple(m.shape) if isinstance(m, torch.Tensor) else None for m in moments]
+    if moments and moment_shapes != list(expected.values()):
+        raise bad("its optimizer state does not fit its weights")
+    if state["iteration"] < 0 or state["torch_rng"].dtype != torch.uint8 or state["torch_rng"].dim() != 1:
+        raise bad("a negative iteration or a malformed RNG state")
 
 
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint written by :func:`train` (tensors only; nothing arbitrary is unpickled)."""
-    state = torch.load(path, map_location=map_location, weights_only=True)
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise ConfigError(f"{path} is not a pchw training checkpoint")
+    """Read and verify a checkpoint written by :func:`train` (tensors only; nothing arbitrary is unpickled).
+
+    Raises :class:`~pchw.runlog.CheckpointError` for a file that is unreadable, truncated, empty,
+    not a pchw checkpoint, fails its sha256 integrity check, has weights that disagree with its own
+    network spec, or was written for another configuration than the ``config.json`` beside it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for a damaged file
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise CheckpointError(f"{path} cannot be read as a checkpoint ({first}); it is truncated or corrupt: "
+                              f"restore it or start the run again") from None
+    _check_state(state, path)
+    verify_payload({k: v for k, v in state.items() if k != "sha256"}, state.get("sha256"), path, leaf=_plain)
+    check_matches_run(path, state["config"], ignore=RESUMABLE_KEYS)
     return state
 
 

@@ -5,12 +5,14 @@ Never imports torch, numba or brian2 (DESIGN.md §1).
 
 from . import oracle, theory
 from .data import DATASETS, DataError, Dataset, batch_indices, batches_per_epoch, dataset_status, load_dataset
-from .runlog import DivergenceError, History, Interrupted, RunDir, RunError
+from .errors import PchwError
+from .runlog import CheckpointError, DivergenceError, History, Interrupted, RunDir, RunError
 from .spec import Activation, NetworkSpec, Parameterisation, SpecError, check_weights, init_weights
 
 __all__ = [
     "DATASETS",
     "Activation",
+    "CheckpointError",
     "DataError",
     "Dataset",
     "DivergenceError",
@@ -18,6 +20,7 @@ __all__ = [
     "Interrupted",
     "NetworkSpec",
     "Parameterisation",
+    "PchwError",
     "RunDir",
     "RunError",
     "SpecError",

@@ -16,6 +16,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
+from .errors import PchwError
 from .profiles import AdcScaling, HardwareProfile
 
 _SCALAR_EVENTS = (
@@ -149,7 +150,7 @@ COMPONENTS = (
 )
 
 
-class PricingError(ValueError):
+class PricingError(PchwError, ValueError):
     """Counts that the profile cannot price (e.g. MACs at a precision it does not have)."""
 
 

@@ -23,13 +23,14 @@ from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
 from pathlib import Path
 
+from .errors import PchwError
 from .published import CALIBRATION_KEYS, Calibration, CalibrationError, parse_calibration
 
 PRESET_DIR = Path(__file__).resolve().parent / "profiles"
 CHIP_DIR = PRESET_DIR / "chips"  # presets of specific published chips, each with its measured figures
 
 
-class ProfileError(ValueError):
+class ProfileError(PchwError, ValueError):
     """An invalid or unknown profile (one line: which file or field, what is allowed)."""
 
 
@@ -402,16 +403,42 @@ def load_calibration(name_or_path: str | Path) -> Calibration:
 
 
 def profile_to_toml(profile: HardwareProfile) -> str:
-    """The TOML text of a profile (a template users can copy and edit)."""
+    """The TOML text of a profile (a template users can copy and edit).
+
+    A field the profile does not cite shows its default and says what that default is: an unpriced
+    event (a price of 0), an ideal circuit (a non-ideality switched off), or a circuit constant
+    that is not cited (unused on a digital profile)."""
     def quote(text: str) -> str:  # JSON string escapes are valid TOML basic-string escapes
         return json.dumps(text, ensure_ascii=False)
+
+    digital = profile.substrate is Substrate.DIGITAL
+    device = ("dw_min_frac", "up_down_asym", "asym_d2d_frac", "c2c_frac", "d2d_frac", "soft_bounds")
+    helpers = {"drift_t0_s": "drift_nu", "z_full_scale": "ktc_noise_frac", "pulse_bl": "dw_min_frac",
+               "read_noise_tau_min_s": "read_noise_frac", "read_noise_tau_max_s": "read_noise_frac",
+               "read_noise_processes": "read_noise_frac", "read_noise_state_exp": "read_noise_frac",
+               "rtn_tau_s": "rtn_frac", "g_max_siemens": "wire_r_ohm", "rate_code_bits": "a neuromorphic substrate"}
+
+    def default_note(key: str) -> str:
+        if key.startswith("e_") or key == "p_static_w":
+            return "default: not priced by this profile (0)"
+        if key == "sram_bytes":
+            return "default: unlimited on-chip memory (nothing spills to DRAM)"
+        if digital:
+            return "default: unused on a digital profile (no circuit is simulated)"
+        if key in _NONIDEAL_FIELDS or key == "drift_nu":
+            return "default: off (ideal circuit)"
+        if key in device:
+            return "default: off (ideal device: exact in-place updates)"
+        if key in helpers:
+            return f"default, not cited; used only when {helpers[key]} is switched on"
+        return "default circuit constant, not cited"
 
     lines = [f"{key} = {quote(str(profile.values()[key]))}" for key in ("name", "description", "substrate",
                                                                           "precision")]
     for key, value in profile.values().items():
         if key in _TEXT_FIELDS:
             continue
-        source = profile.sources.get(key, "default (not priced by this profile)")
+        source = profile.sources.get(key, default_note(key))
         shown = '"inf"' if value == math.inf else quote(value) if isinstance(value, str) else repr(value)
         lines.append(f"{key} = {{ value = {shown}, source = {quote(source)} }}")
     return "\n".join(lines) + "\n"

@@ -32,8 +32,10 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .errors import PchwError
 
-class CalibrationError(ValueError):
+
+class CalibrationError(PchwError, ValueError):
     """A malformed ``validation`` or ``stands_for`` table (one line: which entry, what is allowed)."""
 
 

@@ -18,8 +18,10 @@ from enum import Enum, StrEnum
 
 import numpy as np
 
+from .errors import PchwError
 
-class SpecError(ValueError):
+
+class SpecError(PchwError, ValueError):
     """An invalid network specification; the message names the field and what is allowed."""
 
 

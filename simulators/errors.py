@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pchw.errors import PchwError
 
-class SimulationError(ValueError):
+
+class SimulationError(PchwError, ValueError):
     """An invalid simulation request (one line naming the value and what is allowed)."""

@@ -35,6 +35,7 @@ through :mod:`pchw.runlog`.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from dataclasses import asdict, dataclass, replace
@@ -44,19 +45,24 @@ from pathlib import Path
 import numpy as np
 
 from pchw.data import Dataset, batch_indices, batches_per_epoch, load_dataset
+from pchw.errors import PchwError
 from pchw.events import COMPONENTS, EventCounts, price
 from pchw.oracle import feedforward
 from pchw.profiles import HardwareProfile, load_profile
 from pchw.runlog import (
     HISTORY_COLUMNS,
+    CheckpointError,
     DivergenceError,
     History,
     RunDir,
     TrainingLoop,
-    atomic_save,
+    atomic_write_bytes,
+    check_matches_run,
     config_from_dict,
+    payload_sha256,
+    verify_payload,
 )
-from pchw.spec import NetworkSpec, init_weights
+from pchw.spec import NetworkSpec, check_weights, init_weights
 
 from .backends import backend_names
 from .backprop import backprop_step
@@ -232,34 +238,50 @@ class InsituResult:
 
 def _save(path: Path, states, reference, w_max, iteration: int, wall_s: float, counts: EventCounts, config,
           spec) -> None:
-    arrays = {f"g{i}": g for i, g in enumerate(states)}
+    arrays = {f"g{i}": np.asarray(g) for i, g in enumerate(states)}
     meta = json.dumps({"iteration": iteration, "wall_s": wall_s, "counts": counts.to_dict(),
                        "config": config.to_dict(), "spec": spec.to_dict(), "format": "pchw-insitu-checkpoint-2"})
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(f, w_max=w_max, reference=reference, meta=np.array(meta), **arrays)
-
-    atomic_save(path, write)
+    contents = {"w_max": np.asarray(w_max), "reference": np.asarray(reference), "meta": np.array(meta), **arrays}
+    buf = io.BytesIO()  # serialise first: a full disk then fails in a plain file write, leaving the old file
+    np.savez(buf, sha256=np.array(payload_sha256(contents)), **contents)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def load_insitu(run_dir: str | Path) -> tuple[NetworkSpec, list[np.ndarray], InsituConfig, dict]:
     """(spec, weights, config, meta) of an in-situ run folder: the weights the network computes with
-    (device states minus references); meta adds ``device_states``, ``reference`` and ``w_max``."""
+    (device states minus references); meta adds ``device_states``, ``reference`` and ``w_max``.
+
+    The checkpoint is verified first (its sha256 digest, its arrays against its network spec, its
+    config against the run's config.json): a damaged or mismatched file is a one-line CheckpointError."""
     path = Path(run_dir) / CHECKPOINT
     if not path.exists():
         raise SimulationError(f"no in-situ checkpoint at {path}")
-    with np.load(path, allow_pickle=False) as f:
-        meta = json.loads(str(f["meta"]))
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            contents = {k: f[k] for k in f.files}
+    except Exception as exc:  # zipfile, numpy and OS errors of a truncated or foreign file
+        raise CheckpointError(f"{path} cannot be read as a checkpoint ({type(exc).__name__}: {exc}); it is "
+                              f"truncated or corrupt: restore it or start the run again") from None
+    stored = contents.pop("sha256", None)
+    verify_payload(contents, None if stored is None else str(stored), path)
+    try:
+        meta = json.loads(str(contents["meta"]))
         if meta.get("format") != "pchw-insitu-checkpoint-2":
-            raise SimulationError(f"{path} has format {meta.get('format')!r}; this version reads "
-                                  "pchw-insitu-checkpoint-2 (rerun the training)")
+            raise ValueError(f"format {meta.get('format')!r}, not pchw-insitu-checkpoint-2")
         spec = NetworkSpec.from_dict(meta["spec"])
-        meta["device_states"] = [f[f"g{i}"] for i in range(spec.depth)]
-        meta["reference"] = f["reference"]
-        meta["w_max"] = f["w_max"]
+        config = InsituConfig.from_dict(meta["config"])
+        meta["device_states"] = [contents[f"g{i}"] for i in range(spec.depth)]
+        meta["reference"], meta["w_max"] = contents["reference"], contents["w_max"]
+        check_weights(spec, meta["device_states"])
+        if meta["reference"].shape != (spec.depth,) or meta["w_max"].shape != (spec.depth,):
+            raise ValueError(f"reference {meta['reference'].shape} and w_max {meta['w_max'].shape} need "
+                             f"({spec.depth},)")
+    except (PchwError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{path} is not a valid in-situ checkpoint ({' '.join(str(exc).split())}); restore it "
+                              f"or start the run again") from None
+    check_matches_run(path, meta["config"], ignore=("iters", "epochs", "test_every", "backend", "device"))
     weights = [g - r for g, r in zip(meta["device_states"], meta["reference"])]
-    return spec, weights, InsituConfig.from_dict(meta["config"]), meta
+    return spec, weights, config, meta
 
 
 @dataclass

@@ -10,6 +10,8 @@ from experiments.measured import measure
 from pchw.events import price
 from pchw.profiles import load_profile
 
+pytestmark = pytest.mark.slow  # every test here trains μPC and BP twins first
+
 PNG = b"\x89PNG\r\n\x1a\n"
 BASE = break_even.Config(dataset="synthetic", depth=3, width=16, epochs=1, batch_size=32)
 
@@ -29,7 +31,7 @@ def _pc_train_j(config, **prices):
     return price(pc.counts_per_example, load_profile(config.profile).replace(**prices)).total_j
 
 
-def test_closed_form_equals_brute_force_repricing(tmp_path):
+def test_closed_form_equals_brute_force_repricing(tmp_path, assert_reported):
     rows = []
     # a reference far dearer than the synthetic net's analog PC, so each knob alone can break even
     cheap_ref = tmp_path / "dear-gpu.toml"
@@ -61,6 +63,7 @@ def test_closed_form_equals_brute_force_repricing(tmp_path):
     assert all(r["knob_events_per_example"] > 0 for r in rows)
     paths = break_even.plot(rows, tmp_path / "fig")
     assert paths
+    assert_reported(break_even, rows, paths)
     for p in paths:
         data = p.read_bytes()
         assert data.startswith(PNG) and len(data) > 1000

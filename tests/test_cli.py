@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,6 +76,7 @@ def test_data_status_lists_every_dataset():
     assert text.splitlines()[2].split()[1] == "yes"
 
 
+@pytest.mark.slow
 def test_missing_data_source_is_one_clear_line(tmp_path):
     code, text = run_cli("train", "--dataset", "mnist", "--iters", "1", "--quiet", "--device", "cpu")
     if code == 0:  # the real MNIST is installed; point at an empty data folder instead
@@ -83,6 +86,30 @@ def test_missing_data_source_is_one_clear_line(tmp_path):
         code, text = proc.returncode, proc.stderr
     assert code == 2
     assert len(text.strip().splitlines()) == 1 and "mnist" in text.lower()
+
+
+@pytest.mark.slow
+def test_ctrl_c_prints_where_training_stopped_and_exits_130(tmp_path):
+    """Click turns Ctrl-C into Abort before pchw's handler; the loop's own line must still be printed."""
+    out = tmp_path / "run"
+    args = [sys.executable, str(ROOT / "cli.py"), "train", "--dataset", "synthetic", "--depth", "3", "--width", "8",
+            "--iters", "1000000", "--test-every", "5", "--device", "cpu", "--quiet", "--out", str(out)]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300  # a bound on a hang, not a speed test: training has started once
+    while not (out / "checkpoint.pt").exists():  # the first checkpoint is written
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr
+    line = stderr.strip().splitlines()[-1]
+    assert line.startswith("interrupted at iteration ") and f"checkpoint saved to {out / 'checkpoint.pt'}" in line
+    assert "Aborted" not in stderr and "aborted" not in stderr and "Traceback" not in stderr
+    done = int(line.split()[3].rstrip(";"))
+    assert History.read(out / "history.csv").rows[-1]["iteration"] == done
+    code, text = run_cli("train", "--dataset", "synthetic", "--depth", "3", "--width", "8", "--iters", str(done + 5),
+                         "--test-every", "5", "--device", "cpu", "--quiet", "--out", str(out), "--resume")
+    assert code == 0 and f"after {done + 5} iterations" in text, text
 
 
 def test_console_script_help_runs():
@@ -144,6 +171,10 @@ def test_energy_command_prices_every_preset(trained_run, tmp_path):
     out = tmp_path / "energy.json"
     code, text = run_cli("energy", "--checkpoint", str(trained_run), "--json", str(out))
     assert code == 0, text
+    from pchw.profiles import list_profiles
+
+    n = len([p for p in list_profiles() if p != "ideal"])
+    assert "price profiles" in text and f"{n}/{n}" in text  # a progress bar over every preset
     rows = json.loads(out.read_text())
     seen = {(r["profile"], r["algorithm"], r["phase"]) for r in rows}
     for name in ("gpu-fp32", "gpu-bf16", "asic-int8-7nm", "analog-rram-clocked", "analog-cap-ota"):
@@ -192,6 +223,7 @@ def test_noisy_device_options_of_in_situ_training(tmp_path):
     assert code == 2 and "update_window=20 is invalid: must be <= n_steps (10)" in text
 
 
+@pytest.mark.slow
 def test_simulate_with_brian2_rate_and_spiking(trained_run):
     pytest.importorskip("brian2")
     code, text = run_cli("simulate", "--checkpoint", str(trained_run), "--profile", "neuromorphic-loihi", "--samples",

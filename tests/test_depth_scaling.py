@@ -33,6 +33,7 @@ def tiny_rows():
     return [_row(replace(TINY, model=m, hidden=h)) for m in ds.MODELS for h in (1, 3)]
 
 
+@pytest.mark.slow
 def test_rows_have_the_expected_fields(tiny_rows):
     for row in tiny_rows:
         assert FIELDS <= set(row), FIELDS - set(row)
@@ -99,10 +100,13 @@ def test_bad_model_is_one_clear_error():
         ds.run(replace(TINY, model="xx"))
 
 
-def test_plot_writes_three_figures(tiny_rows, tmp_path):
+@pytest.mark.slow
+def test_plot_writes_three_figures(tiny_rows, tmp_path, assert_reported):
     diverged = _row(replace(TINY, model="sp", hidden=5, param_lr=1e30))
     failed = {"p_model": "mupc", "p_hidden": 9, "test_acc": None}  # a failed point has no metrics
     paths = ds.plot([*tiny_rows, diverged, failed], tmp_path / "fig")
+    assert_reported(ds, [*tiny_rows, diverged, failed], paths)
+    assert "1 run(s) diverged" in ds.describe([*tiny_rows, diverged])["depth_scaling_accuracy.png"]
     assert [p.name for p in paths] == ["depth_scaling_accuracy.png", "depth_scaling_output_norm.png",
                                        "depth_scaling_hessian_cond.png"]
     for p in paths:
@@ -111,6 +115,7 @@ def test_plot_writes_three_figures(tiny_rows, tmp_path):
     assert ds.plot([], tmp_path / "none") == []
 
 
+@pytest.mark.slow
 def test_plot_reads_rows_typed_as_from_runs_csv(tiny_rows, tmp_path):
     as_csv = [{k: ("True" if v is True else "False" if v is False else v) for k, v in r.items()} for r in tiny_rows]
     assert len(ds.plot(as_csv, tmp_path / "csv")) == 3

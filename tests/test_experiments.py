@@ -24,6 +24,7 @@ def test_pareto_front():
     assert pareto(pts) == [3, 0, 1]
 
 
+@pytest.mark.slow
 def test_tradeoff_points_are_training_runs_on_their_substrate(tmp_path):
     rows = []
     for point in ("bp:gpu-bf16", "pc:gpu-bf16", "pc:analog-rram-clocked", "bp:analog-rram-clocked"):
@@ -53,7 +54,8 @@ def test_tradeoff_points_are_training_runs_on_their_substrate(tmp_path):
     assert set(sentences) == {p.name for p in paths} and "test images" in sentences[paths[0].name]
 
 
-def test_hardware_sweep_moves_accuracy_and_draws_a_heat_map(tmp_path):
+@pytest.mark.slow
+def test_hardware_sweep_moves_accuracy_and_draws_a_heat_map(tmp_path, assert_reported):
     base = hardware_sweep.Config(dataset="synthetic", depth=3, width=16, epochs=2, samples=128)
     rows = []
     for read_noise in (0.0, 0.5):
@@ -66,11 +68,21 @@ def test_hardware_sweep_moves_accuracy_and_draws_a_heat_map(tmp_path):
     worst = next(r for r in rows if r["p_read_noise_frac"] == 0.5 and r["p_weight_bits"] == 2)
     assert clean["test_acc"] > worst["test_acc"]
     assert all(r["energy_j"] > 0 for r in rows)
-    names = {p.name for p in hardware_sweep.plot(rows, tmp_path / "fig")}
-    assert names == {"heatmap_read_noise_frac_weight_bits.png", "sensitivity_read_noise_frac.png",
-                     "sensitivity_weight_bits.png"}
+    paths = hardware_sweep.plot(rows, tmp_path / "fig")
+    assert {p.name for p in paths} == {"heatmap_read_noise_frac_weight_bits.png", "sensitivity_read_noise_frac.png",
+                                       "sensitivity_weight_bits.png"}
+    assert all(r["test_samples"] == 128 for r in rows)
+    assert_reported(hardware_sweep, rows, paths)
+    assert "n = 128 test samples per point" in hardware_sweep.describe(rows)["sensitivity_weight_bits.png"]
 
 
+def test_weight_bits_are_categories_with_float_last():
+    rows = [{"p_weight_bits": b, "test_acc": 0.5} for b in (0, 6, 3, 4)]
+    levels = hardware_sweep._levels(rows, "weight_bits")
+    assert [hardware_sweep._tick("weight_bits", v) for v in levels] == ["3", "4", "6", "float"]
+
+
+@pytest.mark.slow
 def test_demo_end_to_end_through_the_cli(tmp_path):
     from click.testing import CliRunner
 
@@ -89,3 +101,16 @@ def test_demo_end_to_end_through_the_cli(tmp_path):
     assert (out / "report.html").exists() and (out / "tradeoff" / "runs.csv").exists()
     rows = (out / "tradeoff" / "runs.csv").read_text().splitlines()
     assert len(rows) == 1 + len(tradeoff.POINTS) and all(",ok," in r for r in rows[1:])
+    assert "test_acc (%, 95% CI, n)" in report and "n=256" in report  # every accuracy with its interval and n_test
+
+    # `pchw report` on the demo folder rebuilds the combined report and both parts' from their runs.csv
+    for path in [out / "report.md", out / "report.html", *out.rglob("*.png"), *out.glob("*/report.md")]:
+        path.unlink()
+    result = CliRunner().invoke(cli.main, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    rebuilt = (out / "report.md").read_text()
+    for fig in ("tradeoff/figures/tradeoff_accuracy_vs_energy.png",
+                "hardware-sweep/figures/heatmap_read_noise_frac_weight_bits.png"):
+        assert fig in rebuilt and (out / fig).read_bytes().startswith(PNG)
+    assert "**Figure 4.**" in rebuilt and "## Runs" in rebuilt
+    assert (out / "tradeoff" / "report.md").exists() and (out / "hardware-sweep" / "report.md").exists()

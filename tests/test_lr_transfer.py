@@ -32,6 +32,7 @@ def grid_rows():
     return rows
 
 
+@pytest.mark.slow
 def test_tiny_grid_rows(grid_rows):
     for row in grid_rows:
         assert {"test_loss", "test_acc", "train_loss", "diverged", "chance_acc", "train_wall_s", "depth"} <= set(row)
@@ -55,6 +56,7 @@ def test_test_loss_is_the_halved_mse_of_the_feedforward_output():
     assert row["test_acc"] == pytest.approx(res.test_acc)
 
 
+@pytest.mark.slow
 def test_optimum_per_panel_is_the_argmin(grid_rows):
     best = lt.optima(grid_rows)
     assert [(b["width"], b["hidden"]) for b in best] == [(8, 2), (16, 2)]
@@ -79,7 +81,8 @@ def test_optimum_from_hand_made_rows_and_divergence_skipped():
     assert np.isnan(panel["loss"][1, 1]) and panel["loss"][0, 1] == 0.2
 
 
-def test_divergence_is_nan_loss_at_chance_and_the_plot_copes(grid_rows, tmp_path):
+@pytest.mark.slow
+def test_divergence_is_nan_loss_at_chance_and_the_plot_copes(grid_rows, tmp_path, assert_reported):
     bad = _row(replace(TINY, width=16, activity_lr=1.0, param_lr=1e30))
     assert bad["diverged"] is True and math.isnan(bad["test_loss"])
     assert bad["test_acc"] == pytest.approx(bad["chance_acc"])
@@ -89,11 +92,13 @@ def test_divergence_is_nan_loss_at_chance_and_the_plot_copes(grid_rows, tmp_path
     assert {b["width"] for b in lt.optima(rows)} == {8, 16}
     paths = lt.plot(rows, tmp_path / "fig")
     assert [p.name for p in paths] == ["lr_transfer_heatmaps.png", "lr_transfer_optimum.png"]
+    assert_reported(lt, rows, paths)
     for p in paths:
         data = p.read_bytes()
         assert data.startswith(PNG) and len(data) > 1000
 
 
+@pytest.mark.slow
 def test_plot_with_several_depths_and_an_all_diverged_panel(grid_rows, tmp_path):
     deeper = [{**r, "p_hidden": 5, "test_loss": r["test_loss"] * 1.1} for r in grid_rows]
     dead = [{**r, "p_width": 32, "test_loss": float("nan"), "diverged": True} for r in grid_rows if r["p_width"] == 8]

@@ -377,3 +377,21 @@ def test_stands_for_names_a_shipped_chip(tmp_path):
 
 def test_figure_metrics_and_units():
     assert {m.unit for m in Metric} == {"TOPS/W", "J/inference", "pJ/SOP"}
+
+
+def test_show_labels_each_uncited_default_as_what_it_is():
+    import tomllib
+
+    from pchw.profiles import load_profile, profile_to_toml
+
+    for name, expect in (("gpu-bf16", {"e_sram_bit_j": "not priced", "tau_s": "unused on a digital profile",
+                                       "weight_bits": "unused on a digital profile"}),
+                         ("analog-rram-clocked", {"e_mac_j": "not priced", "drift_nu": "off (ideal circuit)",
+                                                  "drift_t0_s": "used only when drift_nu is switched on",
+                                                  "weight_bits": "off (ideal circuit)"})):
+        data = tomllib.loads(profile_to_toml(load_profile(name)))
+        for key, fragment in expect.items():
+            assert fragment in data[key]["source"], (name, key, data[key]["source"])
+        for key, entry in data.items():
+            if isinstance(entry, dict) and "priced" in entry["source"] and entry["source"].startswith("default"):
+                assert key.startswith("e_") or key == "p_static_w", (name, key)  # only prices are "not priced"

@@ -42,6 +42,14 @@ def run(config: Config) -> dict:
     return {"value": config.a * config.b, "energy_j": config.a * 1e-9}
 
 
+def describe(table: list[dict]) -> dict[str, str]:
+    """The sentence under value.png: what it shows, with the numbers of this table."""
+    rows = sorted(table, key=lambda r: r["p_a"])
+    first, last = rows[0], rows[-1]
+    return {"value.png": f"value = a·b rises linearly with a, from {first['value']:g} at a={first['p_a']} to "
+                         f"{last['value']:g} at a={last['p_a']} ({len(rows)} ok points)."}
+
+
 def plot(table: list[dict], outdir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 

@@ -60,6 +60,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pchw.errors import PchwError
+
 from ..circuit import Circuit
 from ..contracts import Method, PhaseTrace
 from ..errors import SimulationError
@@ -80,7 +82,7 @@ _DPHI = {"relu": "int(z > 0)", "tanh": "1 - tanh(z)**2", "linear": "1"}
 _TARGET_CACHE: tuple[str, float] | None = None
 
 
-class Brian2Unavailable(RuntimeError):
+class Brian2Unavailable(PchwError, RuntimeError):
     """Brian2 (or, for the cython target, a working C compiler) is missing."""
 
 

@@ -2,9 +2,11 @@
 
 An experiment is a module with ``NAME``, ``TITLE``, a frozen ``Config`` dataclass of defaults,
 ``GRID`` (dict of lists over Config fields), a pure ``run(config) -> dict`` (one row of metrics)
-and ``plot(table, outdir) -> list[Path]``; optionally ``DESCRIPTION`` and ``profile_fields``
+and ``plot(table, outdir) -> list[Path]``; optionally ``DESCRIPTION``, ``profile_fields``
 (Config fields holding a hardware profile name or TOML path, whose resolved values enter the
-run id and config.json).
+run id and config.json), ``describe(table) -> dict[figure file name, sentence]`` (what each
+figure shows and concludes, for the report) and ``sample_counts`` (accuracy column → the column
+holding its number of test samples; see :mod:`experiments.framework.report`).
 
 Three ways to name an experiment:
 
@@ -19,6 +21,8 @@ from __future__ import annotations
 import importlib
 import os
 from types import ModuleType
+
+from pchw.errors import PchwError
 
 EXPERIMENTS: dict[str, str] = {
     "tradeoff": "experiments.tradeoff",
@@ -37,7 +41,7 @@ ENV_VAR = "PCHW_EXPERIMENTS"
 REQUIRED = ("NAME", "TITLE", "Config", "GRID", "run", "plot")
 
 
-class ExperimentError(ValueError):
+class ExperimentError(PchwError, ValueError):
     """An unknown or broken experiment, or a bad grid/override (one clear line)."""
 
 
@@ -97,6 +101,15 @@ def load_module(path: str, *, label: str | None = None) -> ModuleType:
     if missing:
         raise ExperimentError(f"experiment module {path} lacks {', '.join(missing)}")
     return module
+
+
+def registered_path(name: str) -> str | None:
+    """The module path of a registered name (built-in, :func:`register` or ``PCHW_EXPERIMENTS``), else None.
+
+    Only these, or a module the user names on the command line, may be imported: a name read from
+    a file (a results folder's config.json) is looked up here, never imported as a path.
+    """
+    return _all().get(name)
 
 
 def get(name: str) -> ModuleType:
