@@ -311,14 +311,14 @@ def train(
             idx = torch.as_tensor(order[j], device=device)
             x, y = x_train[idx], y_train[idx]
 
-            opt.zero_grad(set_to_none=False)
-            if config.algorithm == "pc":
+            if config.algorithm == "pc":  # pc_step sets p.grad outright: nothing to zero
                 loss, free_energy = pc_step(net, x, y, n_steps=config.inference_steps,
                                             activity_lr=config.activity_lr)
                 free_energy = float(free_energy)
                 if not math.isfinite(free_energy):
                     raise DivergenceError(it + 1, "the free energy", loop.checkpoint_at)
             else:
+                opt.zero_grad(set_to_none=False)
                 loss, free_energy = bp_step(net, x, y), None
             loss = float(loss)
             if not math.isfinite(loss):
