@@ -224,8 +224,11 @@ def load_trained(run_dir: str | Path) -> tuple[NetworkSpec, list[np.ndarray], Tr
     return spec, net.numpy_weights(), TrainConfig.from_dict(state["config"])
 
 
-def _finite(t: torch.Tensor) -> bool:
-    return bool(torch.isfinite(t).all())
+@torch.no_grad()
+def _all_finite(tensors: tuple[torch.Tensor, ...]) -> bool:
+    """Whether every element is finite, from one read-only pass: a NaN or ±inf anywhere makes the
+    float64 sum non-finite, and float32 values cannot overflow it."""
+    return math.isfinite(float(sum(t.sum(dtype=torch.float64) for t in tensors)))
 
 
 def train(
@@ -324,7 +327,7 @@ def train(
             if not math.isfinite(loss):
                 raise DivergenceError(it + 1, "the training loss", loop.checkpoint_at)
             opt.step()
-            if not all(_finite(p) for p in params):
+            if not _all_finite(params):
                 raise DivergenceError(it + 1, "a weight", loop.checkpoint_at)
             row = {"train_loss": loss, "free_energy": free_energy}
             if meter is not None:
