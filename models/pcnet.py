@@ -202,46 +202,50 @@ class PCNet(torch.nn.Module):
     ) -> torch.Tensor:
         """``n_steps`` of z ← z − β ∇_z F (batch-mean F), in place on ``z``; returns ``z``.
 
-        Buffers are allocated once. Each step: φ(z); ε by one subtraction that the prediction
-        GEMM then accumulates into; the feedback GEMM scaled in its epilogue; the φ' mask
-        applied in place; three in-place updates of z — the same arithmetic as
-        :meth:`activity_grad`.
+        The same arithmetic as :meth:`activity_grad`, in ten kernels per step with buffers and
+        views made once: the activities live in rows 1..H of an (H+1, B, N) buffer whose row 0
+        holds the clamped input's prediction μ_1, so with skips one subtraction gives every
+        z_ℓ − z_{ℓ−1} (and ε_1), which the prediction GEMM then accumulates into; the feedback
+        GEMMs scale in their epilogue; φ' masks the feedback in place; z takes three updates.
         """
         spec, mm = self.spec, self.matmuls
-        deep = spec.depth > 2
+        deep, skip = spec.depth > 2, spec.skip and spec.depth > 2
         c = activity_lr / x.shape[0]
         w_in, w_hid, w_out = self.operand_weights()
         w_hid_t, w_out_t = w_hid.transpose(1, 2), w_out.T
-        mu_first = mm.mm(mm.operand(x), w_in.T).mul_(self.a_in)  # x is clamped: μ_1 is constant
+        padded = torch.empty((z.shape[0] + 1, *z.shape[1:]), dtype=z.dtype, device=z.device)
+        mu_first = mm.mm(mm.operand(x), w_in.T, out=padded[0]).mul_(self.a_in)  # constant: x is clamped
+        act, prev = padded[1:].copy_(z), padded[:-1]
         phz, eps, fb = torch.empty_like(z), torch.empty_like(z), torch.empty_like(z)
+        eps_hid, fb_hid, fb_last, act_upper = eps[1:], fb[:-1], fb[-1], act[:-1]
         eps_out = torch.empty_like(y)
-        rounded = (torch.empty_like(z), torch.empty_like(z[1:])) if mm.emulated else (None, None)
+        rounded = (torch.empty_like(z), torch.empty_like(eps_hid)) if mm.emulated else (None, None)
         relu = spec.act is Activation.RELU
         for _ in range(n_steps):
             if relu:
-                torch.clamp_min(z, 0.0, out=phz)
+                torch.clamp_min(act, 0.0, out=phz)
             else:
-                phz.copy_(self.phi(z))
+                phz.copy_(self.phi(act))
             phz_op = mm.operand(phz, buffer=rounded[0])
-            torch.sub(z[0], mu_first, out=eps[0])
-            if deep:  # ε_ℓ = z_ℓ − z_{ℓ−1}·skip − a W φ(z_{ℓ−1}): one pass, then the GEMM accumulates
-                if spec.skip:
-                    torch.sub(z[1:], z[:-1], out=eps[1:])
-                else:
-                    eps[1:].copy_(z[1:])
-                mm.add_bmm_(eps[1:], phz_op[:-1], w_hid_t, alpha=-self.a_hid)
-                mm.bmm(mm.operand(eps[1:], buffer=rounded[1]), w_hid, out=fb[:-1], alpha=self.a_hid)
+            if skip:  # ε_ℓ = z_ℓ − z_{ℓ−1} − a φ(z_{ℓ−1}) W_ℓᵀ: one pass, then the GEMM accumulates
+                torch.sub(act, prev, out=eps)
+            else:
+                torch.sub(act[0], mu_first, out=eps[0])
+                eps_hid.copy_(act[1:])
+            if deep:
+                mm.add_bmm_(eps_hid, phz_op[:-1], w_hid_t, alpha=-self.a_hid)
+                mm.bmm(mm.operand(eps_hid, buffer=rounded[1]), w_hid, out=fb_hid, alpha=self.a_hid)
             mm.addmm(y, phz_op[-1], w_out_t, alpha=-self.a_out, out=eps_out)
-            mm.mm(mm.operand(eps_out), w_out, out=fb[-1]).mul_(self.a_out)
+            mm.mm(mm.operand(eps_out), w_out, out=fb_last, alpha=self.a_out)
             if relu:  # fb ← φ'(z) ⊙ fb; relu(z) > 0 exactly where z > 0
                 _relu_mask_(fb, phz, 0.0, grad_input=fb)
             elif spec.act is not Activation.LINEAR:
-                fb.mul_(self.dphi(z))
-            z.sub_(eps, alpha=c)
-            z.add_(fb, alpha=c)
-            if deep and spec.skip:
-                z[:-1].add_(eps[1:], alpha=c)
-        return z
+                fb.mul_(self.dphi(act))
+            act.sub_(eps, alpha=c)
+            act.add_(fb, alpha=c)
+            if skip:
+                act_upper.add_(eps_hid, alpha=c)
+        return z.copy_(act)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, *, chunk: int = 2048) -> torch.Tensor:

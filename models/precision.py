@@ -80,11 +80,16 @@ class Matmuls:
             return torch.bmm(a, b, out=out)
         return torch.baddbmm(out, a, b, beta=0.0, alpha=alpha, out=out)  # beta=0: out's old values unread
 
-    def mm(self, a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
-        """a @ b for 2-D operands from :meth:`operand`."""
+    def mm(self, a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None,
+           alpha: float = 1.0) -> torch.Tensor:
+        """alpha · a @ b for 2-D operands from :meth:`operand`."""
         if self.native:
-            return _scaled(torch.mm(a, b, out_dtype=torch.float32), 1.0, out)
-        return torch.mm(a, b) if out is None else torch.mm(a, b, out=out)
+            return _scaled(torch.mm(a, b, out_dtype=torch.float32), alpha, out)
+        if out is None:
+            return torch.mm(a, b) if alpha == 1.0 else torch.mm(a, b).mul_(alpha)
+        if alpha == 1.0:
+            return torch.mm(a, b, out=out)
+        return torch.addmm(out, a, b, beta=0.0, alpha=alpha, out=out)  # beta=0: out's old values unread
 
     def addmm(self, c: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, alpha: float,
               out: torch.Tensor) -> torch.Tensor:
