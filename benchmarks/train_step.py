@@ -143,6 +143,13 @@ def _spread(values) -> str:
     return f"{np.median(v):9.1f} [{v.min():.1f}–{v.max():.1f}]"
 
 
+def _after(first, fn):
+    def call():
+        first()
+        fn()
+    return call
+
+
 @contextlib.contextmanager
 def governed():
     """Yields ``run(fn)``: ``fn`` preceded by a thread-governor update (after a 1 s settling run)."""
@@ -150,17 +157,11 @@ def governed():
         yield lambda fn: fn
         return
     with ThreadGovernor() as governor:
-        def run(fn):
-            def call():
-                governor.update()
-                fn()
-            return call
-
         settle_until = time.perf_counter() + 1.0
         while time.perf_counter() < settle_until:
             governor.update()
             time.sleep(0.05)
-        yield run
+        yield lambda fn: _after(governor.update, fn)
 
 
 def table(args, device: torch.device) -> None:
@@ -225,14 +226,10 @@ def under_load(args, device: torch.device) -> None:
         step = bare_step(depth, t, device, "float32")
         step()
 
-        def governed():
-            governor.update()
-            step()
-
         governor = ThreadGovernor() if ThreadGovernor is not None else None
         runs = {f"step, {threads} threads fixed": step}
         if governor is not None:
-            runs["step, thread governor"] = governed
+            runs["step, thread governor"] = _after(governor.update, step)
         samples = {(k, load): [] for k in [*runs, "pchw train iteration"] for load in ("idle", "loaded")}
         for _ in range(args.repeats):
             for load in ("idle", "loaded"):
@@ -242,7 +239,7 @@ def under_load(args, device: torch.device) -> None:
                     for label, fn in runs.items():
                         with governor if label.endswith("governor") else contextlib.nullcontext():
                             if label.endswith("governor"):
-                                per_call_s(governed, device, 1.0)  # the governor's first intervals
+                                per_call_s(fn, device, 1.0)  # the governor's first intervals
                             samples[label, load] += per_call_s(fn, device, args.block_s)
                     once = np.median(samples[next(iter(runs)), "idle"] or [0.05])
                     iters = max(4, int(args.block_s / once) + 2)

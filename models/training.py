@@ -301,9 +301,10 @@ def train(
     order_epoch = -1
     # on CPU the intra-op thread count follows the cores other processes leave free (models.threads)
     governor = ThreadGovernor() if device.type == "cpu" else None
-    with governor or contextlib.nullcontext(), TrainingLoop(history=history, run=run, total=total, start=start, wall_before=wall_before,
-                                test_every=config.test_every, save=save, desc=f"train {config.model}",
-                                show_progress=show_progress, resumed=resume) as loop:
+    loop = TrainingLoop(history=history, run=run, total=total, start=start, wall_before=wall_before,
+                        test_every=config.test_every, save=save, desc=f"train {config.model}",
+                        show_progress=show_progress, resumed=resume)
+    with governor or contextlib.nullcontext(), loop:
         for it in range(start, total):
             if governor is not None:
                 governor.update()

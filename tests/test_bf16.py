@@ -42,11 +42,12 @@ def _problem(act, skip, depth, param, seed=0):
     return spec, weights, x, y, zs, net, as32
 
 
-def _error_bounds(spec, weights, x, zs):
-    """E_ℓ for ℓ = 1..L, the bound on |Δε_ℓ| from the prediction GEMMs."""
+def _errors_and_bounds(spec, weights, x, y, zs):
+    """(ε_ℓ, E_ℓ the bound on |Δε_ℓ| from the prediction GEMMs, each layer's input v) for ℓ = 1..L."""
     a = spec.scalings()
     inputs = [x] + [oracle.phi(spec.act, z) for z in zs]
-    return [a[l] * GAMMA * np.abs(inputs[l]) @ np.abs(weights[l]).T for l in range(spec.depth)]
+    bounds = [a[l] * GAMMA * np.abs(inputs[l]) @ np.abs(weights[l]).T for l in range(spec.depth)]
+    return oracle.errors(spec, weights, x, y, zs), bounds, inputs
 
 
 def _within(got, ref, bound):
@@ -58,14 +59,12 @@ def _within(got, ref, bound):
 def test_bf16_weight_gradients_within_the_rounding_bound(act, skip, depth, param):
     spec, weights, x, y, zs, net, (tx, ty, tz) = _problem(act, skip, depth, param)
     a, b = spec.scalings(), x.shape[0]
-    eps = oracle.errors(spec, weights, x, y, zs)
-    e_bound = _error_bounds(spec, weights, x, zs)
-    inputs = [x] + [oracle.phi(spec.act, z) for z in zs]
+    eps, e_bound, inputs = _errors_and_bounds(spec, weights, x, y, zs)
     expected = oracle.weight_grad(spec, weights, x, y, zs)
     g_in, g_hid, g_out = (g.double().numpy() for g in net.weight_grads(tx, ty, tz))
     got = [g_in, *g_hid, g_out]
     for l in range(spec.depth):
-        bound = (a[l] / b) * ((1 + U) ** 2 * e_bound[l].T @ np.abs(inputs[l]) + GAMMA * np.abs(eps[l]).T @ np.abs(inputs[l]))
+        bound = (a[l] / b) * ((1 + U) ** 2 * e_bound[l] + GAMMA * np.abs(eps[l])).T @ np.abs(inputs[l])
         _within(got[l], expected[l], bound)
     rel = max(np.abs(g - e).max() / np.abs(e).max() for g, e in zip(got, expected))
     assert rel > 1e-4, "the products were not rounded to bf16"
@@ -75,8 +74,7 @@ def test_bf16_weight_gradients_within_the_rounding_bound(act, skip, depth, param
 def test_bf16_activity_gradient_within_the_rounding_bound(act, skip, depth, param):
     spec, weights, x, y, zs, net, (tx, ty, tz) = _problem(act, skip, depth, param)
     a, b = spec.scalings(), x.shape[0]
-    eps = oracle.errors(spec, weights, x, y, zs)
-    e_bound = _error_bounds(spec, weights, x, zs)
+    eps, e_bound, _ = _errors_and_bounds(spec, weights, x, y, zs)
     expected = np.stack(oracle.activity_grad(spec, weights, x, y, zs))
     got = net.activity_grad(tx, ty, tz).double().numpy()
     for l in range(spec.n_hidden):
