@@ -19,9 +19,14 @@ import torch
 
 from pchw.spec import Activation, NetworkSpec, check_weights, init_weights
 
-from .precision import Matmuls, Precision
+from .precision import Matmuls, Operand, Precision
 
 _relu_mask_ = torch.ops.aten.threshold_backward.grad_input  # g ← g ⊙ [z > 0], in place
+
+
+def _rows(operand: Operand, index) -> Operand:
+    """``operand[index]`` of a tensor or of each term of a split operand."""
+    return tuple(t[index] for t in operand) if isinstance(operand, tuple) else operand[index]
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -123,14 +128,14 @@ class PCNet(torch.nn.Module):
         w_in, w_hid, w_out = self.operand_weights()
         h, b = self.spec.n_hidden, x.shape[0]
         z = torch.empty((h, b, self.spec.width), dtype=self.precision.storage, device=x.device)
-        mm.mm(mm.operand(x), w_in.T, out=z[0]).mul_(self.a_in)
+        mm.mm(mm.split(x), w_in.T, out=z[0]).mul_(self.a_in)
         for l, w in enumerate(w_hid):
-            mu = mm.mm(mm.operand(self.phi(z[l])), w.T)
+            mu = mm.mm(mm.split(self.phi(z[l])), w.T)
             if self.spec.skip:
                 torch.add(z[l], mu, alpha=self.a_hid, out=z[l + 1])
             else:
                 torch.mul(mu, self.a_hid, out=z[l + 1])
-        return z, self.a_out * mm.mm(mm.operand(self.phi(z[-1])), w_out.T)
+        return z, self.a_out * mm.mm(mm.split(self.phi(z[-1])), w_out.T)
 
     # -- energy and gradients ------------------------------------------------------------------
     def errors(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,16 +143,16 @@ class PCNet(torch.nn.Module):
         in the weights."""
         mm = self.matmuls
         w_in, w_hid, w_out = self.operand_weights()
-        phz = mm.operand(self.phi(z))
-        first = z[:1] - (self.a_in * mm.mm(mm.operand(x), w_in.T))[None]
+        phz = mm.split(self.phi(z))  # predictions: two-term operands (models.precision)
+        first = z[:1] - (self.a_in * mm.mm(mm.split(x), w_in.T))[None]
         if self.spec.depth > 2:
-            mu = self.a_hid * mm.bmm(phz[:-1], w_hid.transpose(1, 2))
+            mu = self.a_hid * mm.bmm(_rows(phz, slice(None, -1)), w_hid.transpose(1, 2))
             if self.spec.skip:
                 mu = mu + z[:-1]
             eps = torch.cat([first, z[1:] - mu])
         else:
             eps = first
-        return eps, y - self.a_out * mm.mm(phz[-1], w_out.T)
+        return eps, y - self.a_out * mm.mm(_rows(phz, -1), w_out.T)
 
     @staticmethod
     def energy(eps: torch.Tensor, eps_out: torch.Tensor, batch: int) -> torch.Tensor:
@@ -214,28 +219,28 @@ class PCNet(torch.nn.Module):
         w_in, w_hid, w_out = self.operand_weights()
         w_hid_t, w_out_t = w_hid.transpose(1, 2), w_out.T
         padded = torch.empty((z.shape[0] + 1, *z.shape[1:]), dtype=z.dtype, device=z.device)
-        mu_first = mm.mm(mm.operand(x), w_in.T, out=padded[0]).mul_(self.a_in)  # constant: x is clamped
+        mu_first = mm.mm(mm.split(x), w_in.T, out=padded[0]).mul_(self.a_in)  # constant: x is clamped
         act, prev = padded[1:].copy_(z), padded[:-1]
         phz, eps, fb = torch.empty_like(z), torch.empty_like(z), torch.empty_like(z)
         eps_hid, fb_hid, fb_last, act_upper = eps[1:], fb[:-1], fb[-1], act[:-1]
         eps_out = torch.empty_like(y)
-        rounded = (torch.empty_like(z), torch.empty_like(eps_hid)) if mm.emulated else (None, None)
+        eps_rounded = torch.empty_like(eps_hid) if mm.emulated else None
         relu = spec.act is Activation.RELU
         for _ in range(n_steps):
             if relu:
                 torch.clamp_min(act, 0.0, out=phz)
             else:
                 phz.copy_(self.phi(act))
-            phz_op = mm.operand(phz, buffer=rounded[0])
+            phz_op = mm.split(phz)  # the predictions' operand
             if skip:  # ε_ℓ = z_ℓ − z_{ℓ−1} − a φ(z_{ℓ−1}) W_ℓᵀ: one pass, then the GEMM accumulates
                 torch.sub(act, prev, out=eps)
             else:
                 torch.sub(act[0], mu_first, out=eps[0])
                 eps_hid.copy_(act[1:])
             if deep:
-                mm.add_bmm_(eps_hid, phz_op[:-1], w_hid_t, alpha=-self.a_hid)
-                mm.bmm(mm.operand(eps_hid, buffer=rounded[1]), w_hid, out=fb_hid, alpha=self.a_hid)
-            mm.addmm(y, phz_op[-1], w_out_t, alpha=-self.a_out, out=eps_out)
+                mm.add_bmm_(eps_hid, _rows(phz_op, slice(None, -1)), w_hid_t, alpha=-self.a_hid)
+                mm.bmm(mm.operand(eps_hid, buffer=eps_rounded), w_hid, out=fb_hid, alpha=self.a_hid)
+            mm.addmm(y, _rows(phz_op, -1), w_out_t, alpha=-self.a_out, out=eps_out)
             mm.mm(mm.operand(eps_out), w_out, out=fb_last, alpha=self.a_out)
             if relu:  # fb ← φ'(z) ⊙ fb; relu(z) > 0 exactly where z > 0
                 _relu_mask_(fb, phz, 0.0, grad_input=fb)

@@ -1,11 +1,13 @@
 """bfloat16 matmul operands against the float64 oracle, within a derived bound; bf16 training.
 
-The bound (first order in the operand roundings, exact for each product): a matmul whose two
-operands are rounded to bf16 (unit roundoff u = 2⁻⁸) and summed in fp32 errs by at most
-γ Σ_k |a_ik||b_kj| with γ = 2u + u². The errors ε inherit that from their prediction GEMM,
-E_ℓ = a_ℓ γ |φ(z_{ℓ−1})||W_ℓ|ᵀ (x for ℓ = 1), and each gradient adds its own GEMM's:
+The bound (first order in the roundings, exact for each product): a matmul whose two operands
+carry relative errors u_a and u_b, summed in fp32, errs by at most (u_a + u_b + u_a u_b) Σ_k
+|a_ik||b_kj|. bf16 rounding has u = 2⁻⁸; a split (two-term) operand has under 2⁻¹⁶. The
+predictions μ = a φ Wᵀ take a split φ and a rounded W, so the errors ε inherit
+E_ℓ = a_ℓ γ_μ |φ(z_{ℓ−1})||W_ℓ|ᵀ (x for ℓ = 1) with γ_μ = u + 2⁻¹⁵; the feedback and the weight
+gradients take two rounded operands, γ = 2u + u²:
 
-- ∇W_ℓ: (a_ℓ/B) [(1+u)² E_ℓᵀ |v| + γ |ε_ℓ|ᵀ |v|], v the layer's input;
+- ∇W_ℓ: (a_ℓ/B) [(1+u)² E_ℓ + γ |ε_ℓ|]ᵀ |v|, v the layer's input;
 - ∇z_ℓ: (1/B) [E_ℓ + φ'(z_ℓ) a_{ℓ+1} ((1+u)² E_{ℓ+1} + γ |ε_{ℓ+1}|) |W_{ℓ+1}| + E_{ℓ+1}·skip];
 
 plus 1e-5 of the gradient's scale for the fp32 arithmetic around the products.
@@ -24,6 +26,7 @@ from pchw.spec import NetworkSpec, init_weights
 
 U = 2.0**-8
 GAMMA = 2 * U + U * U
+GAMMA_PREDICTION = U + 2.0**-15
 FP32_SLACK = 1e-5
 
 CASES = [(act, skip, depth, param) for act in ("relu", "tanh") for skip in (True, False)
@@ -46,7 +49,7 @@ def _errors_and_bounds(spec, weights, x, y, zs):
     """(ε_ℓ, E_ℓ the bound on |Δε_ℓ| from the prediction GEMMs, each layer's input v) for ℓ = 1..L."""
     a = spec.scalings()
     inputs = [x] + [oracle.phi(spec.act, z) for z in zs]
-    bounds = [a[l] * GAMMA * np.abs(inputs[l]) @ np.abs(weights[l]).T for l in range(spec.depth)]
+    bounds = [a[l] * GAMMA_PREDICTION * np.abs(inputs[l]) @ np.abs(weights[l]).T for l in range(spec.depth)]
     return oracle.errors(spec, weights, x, y, zs), bounds, inputs
 
 
