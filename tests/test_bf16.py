@@ -169,3 +169,22 @@ def test_cuda_bf16_step_matches_the_cpu_emulation():
         results.append([z.cpu(), *(g.cpu() for g in net.weight_grads(tx.to(device), ty.to(device), z))])
     for cpu, cuda in zip(*results):
         torch.testing.assert_close(cuda, cpu, rtol=1e-4, atol=1e-5)  # fp32 sums in another order
+
+
+def test_native_bf16_path_types_check_on_the_meta_device():
+    """The CUDA kernels' code path run on shape-and-dtype-only tensors: every product gets bf16
+    operands and gives fp32, every buffer keeps fp32 (no GPU needed)."""
+    spec = NetworkSpec(input_dim=12, width=16, depth=5, output_dim=4)
+    net = PCNet(spec, precision="bfloat16", device="meta")
+    net.matmuls.native, net.matmuls.emulated = True, False
+    x, y = torch.empty(8, 12, device="meta"), torch.empty(8, 4, device="meta")
+    z, out = net.feedforward(x)
+    assert z.dtype == out.dtype == torch.float32
+    z = net.inference(x, y, z, n_steps=2, activity_lr=0.1)
+    energy, grads = net.energy_and_weight_grads(x, y, z)
+    assert z.dtype == energy.dtype == torch.float32 and z.shape == (4, 8, 16)
+    assert [g.dtype for g in grads] == [torch.float32] * 3
+    assert [g.shape for g in grads] == [p.shape for p in (net.w_in, net.w_hid, net.w_out)]
+    assert net.activity_grad(x, y, z).dtype == torch.float32
+    assert all(w.dtype == torch.bfloat16 for w in net.operand_weights())
+    assert isinstance(net.matmuls.split(z), tuple)
