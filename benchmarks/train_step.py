@@ -18,7 +18,7 @@ processes (a Python busy loop each), alternating, and prints the slowdown of the
 a fixed thread count, the bare step under the thread governor, and the CLI iteration.
 
     python benchmarks/train_step.py [--device cpu|cuda] [--repeats 5] [--dtypes float32,bfloat16]
-    python benchmarks/train_step.py --under-load [--depths 30] [--competitors 1]
+    python benchmarks/train_step.py --under-load [--depths 30,9] [--competitors 1]
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ try:  # absent in checkouts before the thread governor: the benchmark then measu
 except ImportError:
     pc_step = ThreadGovernor = None
 
-CONFIGS = {129: ("depth 129 (H=128), T=128", 128), 30: ("depth 30 (H=29), T=30", 30)}  # depth: (name, T)
+CONFIGS = {129: ("depth 129 (H=128), T=128", 128), 30: ("depth 30 (H=29), T=30", 30),  # depth: (name, T)
+           9: ("depth 9 (H=8), T=8", 8)}  # 9: pchw demo's networks
 WIDTH, BATCH, D, D_Y = 128, 64, 784, 10
 
 
@@ -164,44 +165,59 @@ def governed():
         yield lambda fn: _after(governor.update, fn)
 
 
+def measure_round(case: dict, device: torch.device, data, block_s: float) -> None:
+    """One interleaved round of a configuration × dtype: appends to ``case``'s sample lists."""
+    with governed() as run:  # the thread policy train() runs under, on a shared machine too
+        case["step"].append(np.median(per_call_s(run(case["step_fn"]), device, block_s)))
+        case["mm"].append(np.median(per_call_s(run(case["mm_fn"]), device, block_s / 4)))
+        if case["own_fn"] is not None:
+            case["own"].append(np.median(per_call_s(run(case["own_fn"]), device, block_s / 4)))
+    iteration, test_point = cli_iterations(case["depth"], case["t"], device, case["dtype"], data, case["cli_iters"])
+    case["iteration"].append(np.median(iteration))
+    case["test_point"].append(test_point)
+
+
+def table_row(name: str, case: dict) -> str:
+    flops = step_flops(case["depth"], WIDTH, BATCH, case["t"])
+    step, it, mm = (np.median(case[k]) for k in ("step", "iteration", "mm"))
+    own = f"{case['mm_flops'] / np.median(case['own']) / 1e9:7.1f}" if case["own"] else f"{'':7}"
+    ratio = np.median([(flops / s) / (case["mm_flops"] / m) for s, m in zip(case["step"], case["mm"])])
+    return (f"{name:<26} {case['dtype']:>8} {_spread(case['step']):>22} {_spread(case['iteration']):>22} "
+            f"{it / step:7.3f} {flops / step / 1e9:7.1f} {case['mm_flops'] / mm / 1e9:8.1f} {ratio:5.2f} {own}")
+
+
 def table(args, device: torch.device) -> None:
     data = load_data()
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH}, "
-          f"width {WIDTH}, data {data.name}; median [min–max] of {args.repeats} interleaved rounds")
+          f"width {WIDTH}, data {data.name}; median [min–max] of {args.repeats} rounds, dtypes interleaved")
     head = ("configuration", 26), ("dtype", 8), ("step ms", 22), ("iteration ms", 22), ("it/step", 7), \
         ("GFLOP/s", 7), ("bmm fp32", 8), ("ratio", 5), ("bmm own", 7)
     print(" ".join(f"{c:>{w}}" if i > 1 else f"{c:<{w}}" for i, (c, w) in enumerate(head)))
     notes = []
     for depth in args.depths:
         name, t = CONFIGS[depth]
+        cases = {}
         for dtype in args.dtypes:
             step = bare_step(depth, t, device, dtype)
-            mm32, mm_flops = bmm_pair(depth, device, torch.float32)
-            mm_own = bmm_pair(depth, device, torch.bfloat16)[0] if dtype == "bfloat16" else None
             step()  # warm-up
-            step_s, mm_s, own_s, it_s, test_s = [], [], [], [], []
-            once = min(per_call_s(step, device, 0.0))
-            cli_iters = max(4, int(args.block_s / once) + 2)
-            for _ in range(args.repeats):
-                with governed() as run:  # the thread policy train() runs under, on a shared machine too
-                    step_s.append(np.median(per_call_s(run(step), device, args.block_s)))
-                    mm_s.append(np.median(per_call_s(run(mm32), device, args.block_s / 4)))
-                    if mm_own is not None:
-                        own_s.append(np.median(per_call_s(run(mm_own), device, args.block_s / 4)))
-                iteration, test_point = cli_iterations(depth, t, device, dtype, data, cli_iters)
-                it_s.append(np.median(iteration))
-                test_s.append(test_point)
-            flops = step_flops(depth, WIDTH, BATCH, t)
-            gflops = flops / np.median(step_s) / 1e9
-            mm_rate = mm_flops / np.median(mm_s) / 1e9
-            own = f"{mm_flops / np.median(own_s) / 1e9:7.1f}" if own_s else f"{'':7}"
-            ratios = [(flops / s) / (mm_flops / m) for s, m in zip(step_s, mm_s)]
-            print(f"{name:<26} {dtype:>8} {_spread(step_s):>22} {_spread(it_s):>22} "
-                  f"{np.median(it_s) / np.median(step_s):7.3f} {gflops:7.1f} {mm_rate:8.1f} "
-                  f"{np.median(ratios):5.2f} {own}")
+            mm_fn, mm_flops = bmm_pair(depth, device, torch.float32)
+            cases[dtype] = {"depth": depth, "t": t, "dtype": dtype, "step_fn": step, "mm_fn": mm_fn,
+                            "mm_flops": mm_flops, "cli_iters": max(4, int(args.block_s / min(per_call_s(
+                                step, device, 0.0))) + 2),
+                            "own_fn": bmm_pair(depth, device, torch.bfloat16)[0] if dtype == "bfloat16" else None,
+                            **{k: [] for k in ("step", "mm", "own", "iteration", "test_point")}}
+        for _ in range(args.repeats):
+            for case in cases.values():
+                measure_round(case, device, data, args.block_s)
+        for dtype, case in cases.items():
+            print(table_row(name, case))
+            test_point, it = np.median(case["test_point"]), np.median(case["iteration"])
             notes.append(f"{name}, {dtype}: a test point (10,000-image evaluation + checkpoint) takes "
-                         f"{1e3 * np.median(test_s):.0f} ms, "
-                         f"{100 * np.median(test_s) / (100 * np.median(it_s)):.1f}% at the default --test-every 100")
+                         f"{1e3 * test_point:.0f} ms, {test_point / (100 * it):.1%} at the default --test-every 100")
+        if "float32" in cases and "bfloat16" in cases:
+            speed = [f32 / b16 for f32, b16 in zip(cases["float32"]["iteration"], cases["bfloat16"]["iteration"])]
+            notes.append(f"{name}: bfloat16 iteration speed ÷ float32's, per round: median {np.median(speed):.2f} "
+                         f"[{min(speed):.2f}–{max(speed):.2f}]")
     print("\n".join(notes))
 
 
@@ -260,7 +276,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--depths", default="129,30", help="comma-separated, from 129 and 30")
+    parser.add_argument("--depths", default="129,30", help="comma-separated, from 129, 30 and 9")
     parser.add_argument("--dtypes", default="float32,bfloat16")
     parser.add_argument("--block-s", type=float, default=2.0, help="seconds per timed block")
     parser.add_argument("--under-load", action="store_true")
