@@ -41,10 +41,10 @@ from models.training import TrainConfig, train  # noqa: E402
 from pchw.spec import NetworkSpec  # noqa: E402
 
 try:  # absent in checkouts before the thread governor: the benchmark then measures without it
-    from models.steps import pc_step
+    from models.steps import adam, pc_step
     from models.threads import ThreadGovernor
 except ImportError:
-    pc_step = ThreadGovernor = None
+    adam = pc_step = ThreadGovernor = None
 
 CONFIGS = {129: ("depth 129 (H=128), T=128", 128), 30: ("depth 30 (H=29), T=30", 30),  # depth: (name, T)
            9: ("depth 9 (H=8), T=8", 8)}  # 9: pchw demo's networks
@@ -80,7 +80,7 @@ def bare_step(depth: int, t: int, device: torch.device, dtype: str):
     """A closure running one PC training step on a fixed random batch."""
     spec = NetworkSpec(input_dim=D, width=WIDTH, depth=depth, output_dim=D_Y)
     net = PCNet(spec, seed=0, device=device, **({"precision": dtype} if dtype != "float32" else {}))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    opt = adam(net, 1e-3) if adam is not None else torch.optim.Adam(net.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(BATCH, D, generator=gen).to(device)
     y = torch.nn.functional.one_hot(torch.randint(0, D_Y, (BATCH,), generator=gen), D_Y).float().to(device)

@@ -14,6 +14,8 @@ governor may change that count mid-run without changing a result.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -73,7 +75,7 @@ class PCNet(torch.nn.Module):
         self.w_out = param(weights[-1])
         a = spec.scalings()
         self.a_in, self.a_hid, self.a_out = a[0], (a[1] if spec.depth > 2 else 0.0), a[-1]
-        self._operands: tuple[tuple, tuple[torch.Tensor, ...]] | None = None
+        self._operands: tuple[torch.Tensor, ...] | None = None
 
     # -- conversions -------------------------------------------------------------------------
     def numpy_weights(self) -> list[np.ndarray]:
@@ -84,15 +86,23 @@ class PCNet(torch.nn.Module):
 
     def operand_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(W_in, W_hid, W_out) as matmul operands: the parameters themselves in fp32/fp64, their
-        bf16 roundings otherwise — recomputed only after the weights change (optimiser step)."""
-        params = (self.w_in, self.w_hid, self.w_out)
-        if not self.precision.reduced:
-            return params
-        key = tuple((p.data_ptr(), p._version) for p in params)
-        if self._operands is None or self._operands[0] != key:
-            with torch.no_grad():
-                self._operands = (key, tuple(self.matmuls.operand(p) for p in params))
-        return self._operands[1]
+        bf16 roundings otherwise — made once inside :meth:`weights_fixed`, else on every call."""
+        if self._operands is not None:
+            return self._operands
+        with torch.no_grad():
+            return tuple(self.matmuls.operand(p) for p in (self.w_in, self.w_hid, self.w_out))
+
+    @contextlib.contextmanager
+    def weights_fixed(self):
+        """A scope in which the weights do not change (one learning step's inference and
+        gradients), so that their matmul operands are made once. Not keyed on the tensors'
+        version counters: fused optimisers update parameters without bumping them."""
+        self._operands = None
+        self._operands = self.operand_weights()
+        try:
+            yield self
+        finally:
+            self._operands = None
 
     # -- activation ----------------------------------------------------------------------------
     def phi(self, z: torch.Tensor) -> torch.Tensor:

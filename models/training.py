@@ -31,7 +31,7 @@ from pchw.spec import Activation, NetworkSpec, Parameterisation
 from .gpu_energy import open_meter
 from .pcnet import PCNet
 from .precision import Precision
-from .steps import bp_step, pc_step
+from .steps import adam, bp_step, pc_step
 from .threads import ThreadGovernor
 
 MODELS = ("mupc", "sp", "bp")
@@ -264,7 +264,7 @@ def train(
 
     torch.manual_seed(config.seed)
     net = PCNet(spec, seed=config.seed, precision=precision, device=device)
-    opt = torch.optim.Adam(net.parameters(), lr=config.param_lr)
+    opt = adam(net, config.param_lr)
     x_train = torch.as_tensor(data.x_train, dtype=dtype, device=device)
     y_train = torch.as_tensor(data.one_hot(data.y_train), dtype=dtype, device=device)
     x_test = torch.as_tensor(data.x_test, dtype=dtype, device=device)

@@ -19,6 +19,7 @@ import torch
 
 from models.pcnet import PCNet
 from models.precision import Matmuls, Precision, round_to_bf16
+from models.steps import adam
 from models.training import TrainConfig, train
 from pchw import oracle
 from pchw.data import synthetic_teacher_student
@@ -105,16 +106,20 @@ def test_round_to_bf16_keeps_eight_significant_bits():
     assert torch.all(torch.abs(r - t) <= U * torch.abs(t))
 
 
-def test_precision_keeps_state_in_float32_and_refreshes_rounded_weights():
+def test_precision_keeps_state_in_float32_and_rounds_the_current_weights():
     spec = NetworkSpec(input_dim=12, width=16, depth=4, output_dim=4)
     net = PCNet(spec, precision="bfloat16")
     assert net.w_hid.dtype == torch.float32 and net.matmuls.emulated
     first = net.operand_weights()
     assert torch.equal(first[1], round_to_bf16(net.w_hid.detach())) and not torch.equal(first[1], net.w_hid)
-    assert net.operand_weights()[1] is first[1]  # cached while the weights are unchanged
-    with torch.no_grad():
-        net.w_hid.add_(0.1)  # an optimiser step changes the weights in place
+    with net.weights_fixed():
+        assert net.operand_weights()[1] is net.operand_weights()[1]  # made once in the scope
+    opt = adam(net, 0.1)
+    for p in net.parameters():
+        p.grad = torch.ones_like(p)
+    opt.step()  # fused: changes the weights without bumping their version counters
     assert torch.equal(net.operand_weights()[1], round_to_bf16(net.w_hid.detach()))
+    assert not torch.equal(net.operand_weights()[1], first[1])
     assert Matmuls(Precision.FLOAT32, torch.device("cpu")).operand(net.w_hid) is net.w_hid
 
 

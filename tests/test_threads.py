@@ -6,7 +6,7 @@ import torch
 
 import models.training as training
 from models.pcnet import PCNet
-from models.steps import bp_step, pc_step
+from models.steps import adam, bp_step, pc_step
 from models.threads import ThreadGovernor, busy_seconds, threads_for
 from models.training import TrainConfig, train
 from pchw.data import synthetic_teacher_student
@@ -95,7 +95,7 @@ def _steps(model, depth, precision, threads, n_iters=3):
     torch.set_num_threads(threads)
     spec = NetworkSpec(depth=depth, param="sp" if model == "sp" else "mupc", **SHAPES)
     net = PCNet(spec, seed=0, precision=precision)
-    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    opt = adam(net, 0.05)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(64, 784, generator=gen)
     y = torch.nn.functional.one_hot(torch.randint(0, 10, (64,), generator=gen), 10).float()
