@@ -81,18 +81,20 @@ def threads_for(*, n_cpus: int, others_cores: float, max_threads: int) -> int:
 class ThreadGovernor:
     """Sets torch's intra-op thread count to the free cores; a context manager restoring it.
 
-    Call :meth:`update` between iterations: at most every ``interval_s`` it measures the other
+    Call :meth:`update` between iterations: at most every ``interval_s`` (the first time after
+    ``first_interval_s``, so that a loaded start is short) it measures the other
     processes' CPU use since the last measurement and sets the thread count. Cost: one read of
     ``/proc/stat`` per interval.
     """
 
-    def __init__(self, *, interval_s: float = 0.5, max_threads: int | None = None,
+    def __init__(self, *, interval_s: float = 0.5, first_interval_s: float = 0.1, max_threads: int | None = None,
                  busy: Callable[[], float | None] | None = None, clock: Callable[[], float] = time.monotonic,
                  own_cpu: Callable[[], float] = time.process_time, set_threads: Callable[[int], None] | None = None):
         cpus = usable_cpus()
         self.n_cpus = len(cpus)
         self.max_threads = max_threads if max_threads is not None else torch.get_num_threads()
-        self.interval_s = interval_s
+        self.interval_s, self.first_interval_s = interval_s, first_interval_s
+        self._interval = first_interval_s
         self._busy = busy if busy is not None else (lambda: busy_seconds(cpus))
         self._clock, self._own_cpu = clock, own_cpu
         self._set = set_threads if set_threads is not None else torch.set_num_threads
@@ -104,6 +106,7 @@ class ThreadGovernor:
     def __enter__(self) -> ThreadGovernor:
         self._set(self.threads)
         self._last = self._sample()
+        self._interval = self.first_interval_s
         return self
 
     def __exit__(self, *exc) -> None:
@@ -115,14 +118,14 @@ class ThreadGovernor:
 
     def update(self) -> int:
         """Re-measure if ``interval_s`` has passed; returns the thread count in force."""
-        if self._last is None or self._clock() - self._last[0] < self.interval_s:
+        if self._last is None or self._clock() - self._last[0] < self._interval:
             return self.threads
         now = self._sample()
         if now is None:
             return self.threads
         wall = now[0] - self._last[0]
         others = max(0.0, ((now[1] - self._last[1]) - (now[2] - self._last[2])) / wall)
-        self._last = now
+        self._last, self._interval = now, self.interval_s
         target = threads_for(n_cpus=self.n_cpus, others_cores=others, max_threads=self.max_threads)
         if target != self.threads:
             self._set(target)

@@ -64,7 +64,9 @@ def _governor(machine, set_to, **kw):
 def test_governor_drops_to_one_thread_beside_a_competitor_and_returns():
     machine, set_to = FakeMachine(), []
     with _governor(machine, set_to) as gov:
-        machine.run(0.6, own_cores=1.95, other_cores=0.02)
+        machine.run(0.05, own_cores=1.95, other_cores=0.02)
+        assert gov.update() == 2  # before the first (short) interval: not measured
+        machine.run(0.05, own_cores=1.95, other_cores=0.02)
         assert gov.update() == 2
         machine.run(0.2, own_cores=1.3, other_cores=0.7)
         assert gov.update() == 2  # inside the interval: not re-measured
