@@ -81,8 +81,8 @@ def main() -> None:
 @click.option("--test-every", type=int, default=100, show_default=True,
               help="Evaluate test accuracy and checkpoint every this many iterations.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
-              help="Floating-point precision.")
+@click.option("--dtype", type=click.Choice(["float32", "float64", "bfloat16"]), default="float32", show_default=True,
+              help="Floating-point precision; bfloat16: bf16 matmul operands, fp32 accumulation and state.")
 @click.option("--n-train", type=int, default=None, help="Use only the first N training samples.")
 @click.option("--n-test", type=int, default=None, help="Use only the first N test samples.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,

@@ -1,29 +1,54 @@
-"""μPC training-step throughput beside the torch fp32 matmul rate at the same shapes.
+"""PC training speed: the bare step, the CLI's iteration, and the matmul rate, in one run.
 
-Prints, for each configuration, samples/s and achieved GFLOP/s of a full PC training step
-(feedforward init, T inference steps, weight gradients, Adam) and the GFLOP/s of the bare
-batched matmuls that the step is made of, measured in the same run; the ratio is the figure
-of merit (target ≥ 0.70). FLOPs count matmuls only (2 per multiply-add).
+Default mode prints, per configuration and dtype, the median (and min–max over ``--repeats``
+interleaved rounds) of
 
-    python benchmarks/train_step.py [--device cpu|cuda] [--repeats 5]
+- ``step``: one training step (feedforward init, T inference steps, ∇W, Adam) on a fixed batch,
+  the code ``pchw train`` runs (``models.steps``);
+- ``iteration``: one iteration of ``pchw train``'s loop (``models.train`` on MNIST with a run
+  folder: batch gather, step, history row, divergence checks, thread governor), from the
+  ``wall_s`` column of its history (test points excluded; their cost is printed apart);
+- GFLOP/s of the step (matmul FLOPs only, 2 per multiply–add) against the fp32 rate of the
+  step's own batched matmuls (two ``bmm`` at the same shapes, back to back) measured in the
+  same rounds; ``ratio`` = step GFLOP/s ÷ that rate. bf16 rows also show torch's native bf16
+  bmm rate on this device.
+
+``--under-load`` instead runs each configuration idle and beside ``--competitors`` CPU-bound
+processes (a Python busy loop each), alternating, and prints the slowdown of the bare step at
+a fixed thread count, the bare step under the thread governor, and the CLI iteration.
+
+    python benchmarks/train_step.py [--device cpu|cuda] [--repeats 5] [--dtypes float32,bfloat16]
+    python benchmarks/train_step.py --under-load [--depths 30,9] [--competitors 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from models.pcnet import PCNet
-from pchw.spec import NetworkSpec
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout, not an installed copy
 
-CONFIGS = [  # (name, depth L, width N, batch B, T)
-    ("depth 129 (H=128), T=128", 129, 128, 64, 128),
-    ("depth 30 (H=29), T=30", 30, 128, 64, 30),
-]
-D, D_Y = 784, 10
+from models.pcnet import PCNet  # noqa: E402
+from models.training import TrainConfig, train  # noqa: E402
+from pchw.spec import NetworkSpec  # noqa: E402
+
+try:  # absent in checkouts before the thread governor: the benchmark then measures without it
+    from models.steps import adam, pc_step
+    from models.threads import ThreadGovernor
+except ImportError:
+    adam = pc_step = ThreadGovernor = None
+
+CONFIGS = {129: ("depth 129 (H=128), T=128", 128), 30: ("depth 30 (H=29), T=30", 30),  # depth: (name, T)
+           9: ("depth 9 (H=8), T=8", 8)}  # 9: pchw demo's networks
+WIDTH, BATCH, D, D_Y = 128, 64, 784, 10
 
 
 def step_flops(depth: int, n: int, b: int, t: int) -> float:
@@ -39,81 +64,233 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_it(fn, device, repeats: int, min_s: float = 1.0) -> float:
-    """Median seconds per call over ``repeats`` timed blocks of ≥ min_s/repeats each."""
-    fn()
-    _sync(device)
-    t0 = time.perf_counter()
-    fn()
-    _sync(device)
-    once = max(time.perf_counter() - t0, 1e-6)
-    inner = max(1, int(min_s / repeats / once))
-    times = []
-    for _ in range(repeats):
+def per_call_s(fn, device: torch.device, min_s: float) -> list[float]:
+    """Seconds of each call of ``fn``, called until ``min_s`` has passed (at least twice)."""
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < 2 or time.perf_counter() - start < min_s:
         t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
+        fn()
         _sync(device)
-        times.append((time.perf_counter() - t0) / inner)
-    return float(np.median(times))
+        times.append(time.perf_counter() - t0)
+    return times
 
 
-def bench(name, depth, n, b, t, device, repeats):
-    spec = NetworkSpec(input_dim=D, width=n, depth=depth, output_dim=D_Y)
-    net = PCNet(spec, seed=0, device=device)
-    opt = torch.optim.Adam(net.parameters(), lr=0.1)
+def bare_step(depth: int, t: int, device: torch.device, dtype: str):
+    """A closure running one PC training step on a fixed random batch."""
+    spec = NetworkSpec(input_dim=D, width=WIDTH, depth=depth, output_dim=D_Y)
+    net = PCNet(spec, seed=0, device=device, **({"precision": dtype} if dtype != "float32" else {}))
+    opt = adam(net, 1e-3) if adam is not None else torch.optim.Adam(net.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(b, D, generator=gen).to(device)
-    y = torch.nn.functional.one_hot(torch.randint(0, D_Y, (b,), generator=gen), D_Y).float().to(device)
+    x = torch.randn(BATCH, D, generator=gen).to(device)
+    y = torch.nn.functional.one_hot(torch.randint(0, D_Y, (BATCH,), generator=gen), D_Y).float().to(device)
     params = (net.w_in, net.w_hid, net.w_out)
 
-    def train_step():
+    def legacy_step():  # the step as train() ran it before models.steps existed
         z, _ = net.feedforward(x)
         net.inference(x, y, z, n_steps=t, activity_lr=0.5)
         _, grads = net.energy_and_weight_grads(x, y, z)
         for p, g in zip(params, grads):
             p.grad = g
+
+    def step():
+        if pc_step is None:
+            legacy_step()
+        else:
+            pc_step(net, x, y, n_steps=t, activity_lr=0.5)
         opt.step()
 
-    # the matmuls of one inference step, at the same shapes, back to back
-    a = torch.randn(depth - 2, b, n, device=device)
-    w = torch.randn(depth - 2, n, n, device=device)
+    return step
+
+
+def bmm_pair(depth: int, device: torch.device, dtype: torch.dtype):
+    """The two batched matmuls of one inference step, at the step's shapes."""
+    a = torch.randn(depth - 2, BATCH, WIDTH, device=device).to(dtype)
+    w = torch.randn(depth - 2, WIDTH, WIDTH, device=device).to(dtype)
     out = torch.empty_like(a)
-    wt = w.transpose(1, 2)
+    w_t = w.transpose(1, 2)
 
     def matmuls():
-        torch.bmm(a, wt, out=out)
+        torch.bmm(a, w_t, out=out)
         torch.bmm(a, w, out=out)
 
-    step_s = time_it(train_step, device, repeats)
-    mm_s = time_it(matmuls, device, repeats)
-    flops = step_flops(depth, n, b, t)
-    step_gflops = flops / step_s / 1e9
-    mm_gflops = 2 * 2 * (depth - 2) * b * n * n / mm_s / 1e9
-    return {
-        "name": name,
-        "step_ms": 1e3 * step_s,
-        "samples_per_s": b / step_s,
-        "step_gflops": step_gflops,
-        "matmul_gflops": mm_gflops,
-        "ratio": step_gflops / mm_gflops,
-        "epoch_min": (60000 // b) * step_s / 60,
-    }
+    return matmuls, 2 * 2 * (depth - 2) * BATCH * WIDTH * WIDTH
+
+
+def cli_iterations(depth: int, t: int, device: torch.device, dtype: str, data, iters: int) -> tuple[list[float], float]:
+    """(per-iteration seconds of ``pchw train``'s loop, seconds of its final test point)."""
+    cfg = TrainConfig(model="mupc", dataset=data.name, depth=depth, width=WIDTH, n_steps=t, batch_size=BATCH,
+                      iters=iters, device=device.type, dtype=dtype)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        result = train(cfg, data=data, out_dir=Path(tmp) / "run")
+        total = time.perf_counter() - t0
+    wall = np.array([row["wall_s"] for row in result.history.rows])
+    # rows record wall_s before their test point, so the diffs exclude the final evaluation
+    return list(np.diff(wall)[1:]), total - wall[-1]
+
+
+def load_data():
+    from pchw.data import DataError, load_dataset, synthetic_teacher_student
+
+    try:
+        return load_dataset("mnist")
+    except DataError:  # MNIST's shapes on generated data: the same work per iteration
+        return synthetic_teacher_student(n_train=6400, n_test=10000, input_dim=D, n_classes=D_Y)
+
+
+def _spread(values) -> str:
+    v = np.asarray(values) * 1e3
+    return f"{np.median(v):9.1f} [{v.min():.1f}–{v.max():.1f}]"
+
+
+def _after(first, fn):
+    def call():
+        first()
+        fn()
+    return call
+
+
+@contextlib.contextmanager
+def governed():
+    """Yields ``run(fn)``: ``fn`` preceded by a thread-governor update (after a 1 s settling run)."""
+    if ThreadGovernor is None:
+        yield lambda fn: fn
+        return
+    with ThreadGovernor() as governor:
+        settle_until = time.perf_counter() + 1.0
+        while time.perf_counter() < settle_until:
+            governor.update()
+            time.sleep(0.05)
+        yield lambda fn: _after(governor.update, fn)
+
+
+def measure_round(case: dict, device: torch.device, data, block_s: float) -> None:
+    """One interleaved round of a configuration × dtype: appends to ``case``'s sample lists."""
+    with governed() as run:  # the thread policy train() runs under, on a shared machine too
+        case["step"].append(np.median(per_call_s(run(case["step_fn"]), device, block_s)))
+        case["mm"].append(np.median(per_call_s(run(case["mm_fn"]), device, block_s / 4)))
+        if case["own_fn"] is not None:
+            case["own"].append(np.median(per_call_s(run(case["own_fn"]), device, block_s / 4)))
+    iteration, test_point = cli_iterations(case["depth"], case["t"], device, case["dtype"], data, case["cli_iters"])
+    case["iteration"].append(np.median(iteration))
+    case["test_point"].append(test_point)
+
+
+def table_row(name: str, case: dict) -> str:
+    flops = step_flops(case["depth"], WIDTH, BATCH, case["t"])
+    step, it, mm = (np.median(case[k]) for k in ("step", "iteration", "mm"))
+    own = f"{case['mm_flops'] / np.median(case['own']) / 1e9:7.1f}" if case["own"] else f"{'':7}"
+    ratio = np.median([(flops / s) / (case["mm_flops"] / m) for s, m in zip(case["step"], case["mm"])])
+    return (f"{name:<26} {case['dtype']:>8} {_spread(case['step']):>22} {_spread(case['iteration']):>22} "
+            f"{it / step:7.3f} {flops / step / 1e9:7.1f} {case['mm_flops'] / mm / 1e9:8.1f} {ratio:5.2f} {own}")
+
+
+def table(args, device: torch.device) -> None:
+    data = load_data()
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH}, "
+          f"width {WIDTH}, data {data.name}; median [min–max] of {args.repeats} rounds, dtypes interleaved")
+    head = ("configuration", 26), ("dtype", 8), ("step ms", 22), ("iteration ms", 22), ("it/step", 7), \
+        ("GFLOP/s", 7), ("bmm fp32", 8), ("ratio", 5), ("bmm own", 7)
+    print(" ".join(f"{c:>{w}}" if i > 1 else f"{c:<{w}}" for i, (c, w) in enumerate(head)))
+    notes = []
+    for depth in args.depths:
+        name, t = CONFIGS[depth]
+        cases = {}
+        for dtype in args.dtypes:
+            step = bare_step(depth, t, device, dtype)
+            step()  # warm-up
+            mm_fn, mm_flops = bmm_pair(depth, device, torch.float32)
+            cases[dtype] = {"depth": depth, "t": t, "dtype": dtype, "step_fn": step, "mm_fn": mm_fn,
+                            "mm_flops": mm_flops, "cli_iters": max(4, int(args.block_s / min(per_call_s(
+                                step, device, 0.0))) + 2),
+                            "own_fn": bmm_pair(depth, device, torch.bfloat16)[0] if dtype == "bfloat16" else None,
+                            **{k: [] for k in ("step", "mm", "own", "iteration", "test_point")}}
+        for _ in range(args.repeats):
+            for case in cases.values():
+                measure_round(case, device, data, args.block_s)
+        for dtype, case in cases.items():
+            print(table_row(name, case))
+            test_point, it = np.median(case["test_point"]), np.median(case["iteration"])
+            notes.append(f"{name}, {dtype}: a test point (10,000-image evaluation + checkpoint) takes "
+                         f"{1e3 * test_point:.0f} ms, {test_point / (100 * it):.1%} at the default --test-every 100")
+        if "float32" in cases and "bfloat16" in cases:
+            speed = [f32 / b16 for f32, b16 in zip(cases["float32"]["iteration"], cases["bfloat16"]["iteration"])]
+            notes.append(f"{name}: bfloat16 iteration speed ÷ float32's, per round: median {np.median(speed):.2f} "
+                         f"[{min(speed):.2f}–{max(speed):.2f}]")
+    print("\n".join(notes))
+
+
+def _competitors(n: int) -> list[subprocess.Popen]:
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+def under_load(args, device: torch.device) -> None:
+    data = load_data()
+    threads = torch.get_num_threads()
+    print(f"device {device}, torch {torch.__version__}, {threads} threads, data {data.name}; idle and beside "
+          f"{args.competitors} busy-loop process(es), alternating, {args.repeats} rounds each; "
+          "per-call median and 90th percentile")
+    for depth in args.depths:
+        name, t = CONFIGS[depth]
+        step = bare_step(depth, t, device, "float32")
+        step()
+
+        governor = ThreadGovernor() if ThreadGovernor is not None else None
+        runs = {f"step, {threads} threads fixed": step}
+        if governor is not None:
+            runs["step, thread governor"] = _after(governor.update, step)
+        samples = {(k, load): [] for k in [*runs, "pchw train iteration"] for load in ("idle", "loaded")}
+        for _ in range(args.repeats):
+            for load in ("idle", "loaded"):
+                procs = _competitors(args.competitors if load == "loaded" else 0)
+                try:
+                    time.sleep(1.0)  # let the scheduler settle and the governor see the competitor
+                    for label, fn in runs.items():
+                        with governor if label.endswith("governor") else contextlib.nullcontext():
+                            if label.endswith("governor"):
+                                per_call_s(fn, device, 1.0)  # the governor's first intervals
+                            samples[label, load] += per_call_s(fn, device, args.block_s)
+                    once = np.median(samples[next(iter(runs)), "idle"] or [0.05])
+                    iters = max(4, int(args.block_s / once) + 2)
+                    samples["pchw train iteration", load] += cli_iterations(depth, t, device, "float32", data,
+                                                                            iters)[0]
+                finally:
+                    _stop(procs)
+        print(f"\n{name}")
+        print(f"{'':32} {'idle ms (p90)':>18} {'loaded ms (p90)':>18} {'slowdown':>9}")
+        for label in [*runs, "pchw train iteration"]:
+            idle, loaded = np.array(samples[label, "idle"]) * 1e3, np.array(samples[label, "loaded"]) * 1e3
+            print(f"{label:32} {np.median(idle):9.1f} ({np.percentile(idle, 90):6.1f}) "
+                  f"{np.median(loaded):9.1f} ({np.percentile(loaded, 90):6.1f}) "
+                  f"{np.median(loaded) / np.median(idle):8.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--depths", default="129,30", help="comma-separated, from 129, 30 and 9")
+    parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument("--block-s", type=float, default=2.0, help="seconds per timed block")
+    parser.add_argument("--under-load", action="store_true")
+    parser.add_argument("--competitors", type=int, default=1)
     args = parser.parse_args()
+    args.depths = [int(d) for d in args.depths.split(",")]
+    args.dtypes = args.dtypes.split(",")
+    for depth in args.depths:
+        if depth not in CONFIGS:
+            parser.error(f"--depths: {depth} is not one of {sorted(CONFIGS)}")
+    if pc_step is None and not args.under_load and args.dtypes != ["float32"]:
+        parser.error("this checkout has no bfloat16 path; pass --dtypes float32")
     device = torch.device(args.device)
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, float32, batch 64")
-    cols = ("ms/step", 9), ("samples/s", 10), ("GFLOP/s", 8), ("matmul", 8), ("ratio", 6), ("min/epoch", 9)
-    print(f"{'configuration':<28}" + "".join(f" {c:>{w}}" for c, w in cols))
-    for name, depth, n, b, t in CONFIGS:
-        r = bench(name, depth, n, b, t, device, args.repeats)
-        print(f"{r['name']:<28} {r['step_ms']:9.1f} {r['samples_per_s']:10.1f} {r['step_gflops']:8.1f} "
-              f"{r['matmul_gflops']:8.1f} {r['ratio']:6.2f} {r['epoch_min']:9.2f}")
+    (under_load if args.under_load else table)(args, device)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ the MSE loss (1/2B) Σ‖y − f(x)‖² of the same network (same forward map a
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 from dataclasses import asdict, dataclass
@@ -34,7 +35,10 @@ from pchw.runlog import (
 from pchw.spec import Activation, NetworkSpec, Parameterisation
 
 from .gpu_energy import open_meter
-from .pcnet import PCNet, torch_dtype
+from .pcnet import PCNet
+from .precision import Precision
+from .steps import adam, bp_step, pc_step
+from .threads import ThreadGovernor
 
 MODELS = ("mupc", "sp", "bp")
 CHECKPOINT_FORMAT = "pchw-torch-checkpoint-1"
@@ -64,7 +68,8 @@ class TrainConfig:
         seed: seeds the weight init and the data order.
         test_every: evaluate test accuracy and checkpoint every this many iterations.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
-        dtype: ``float32`` or ``float64``.
+        dtype: ``float32``, ``float64`` or ``bfloat16`` (bf16 matmul operands, fp32 state:
+            :mod:`models.precision`).
         n_train, n_test: use only the first n samples (quick runs); ``None`` → all.
     """
 
@@ -95,8 +100,8 @@ class TrainConfig:
             raise bad("model", "choose one of " + ", ".join(MODELS))
         if self.act not in [a.value for a in Activation]:
             raise bad("act", "choose one of " + ", ".join(a.value for a in Activation))
-        if self.dtype not in ("float32", "float64"):
-            raise bad("dtype", "choose float32 or float64")
+        if self.dtype not in [p.value for p in Precision]:
+            raise bad("dtype", "choose one of " + ", ".join(p.value for p in Precision))
         for name, minimum in (("depth", 2), ("width", 1), ("batch_size", 1), ("test_every", 1), ("seed", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
@@ -285,8 +290,11 @@ def load_trained(run_dir: str | Path) -> tuple[NetworkSpec, list[np.ndarray], Tr
     return spec, net.numpy_weights(), TrainConfig.from_dict(state["config"])
 
 
-def _finite(t: torch.Tensor) -> bool:
-    return bool(torch.isfinite(t).all())
+@torch.no_grad()
+def _all_finite(tensors: tuple[torch.Tensor, ...]) -> bool:
+    """Whether every element is finite, from one read-only pass: a NaN or ±inf anywhere makes the
+    float64 sum non-finite, and float32 values cannot overflow it."""
+    return math.isfinite(float(sum(t.sum(dtype=torch.float64) for t in tensors)))
 
 
 def train(
@@ -311,7 +319,8 @@ def train(
     if data is None:
         data = load_dataset(config.dataset, n_train=config.n_train, n_test=config.n_test)
     spec = config.network_spec(data)
-    dtype = torch_dtype(config.dtype)
+    precision = Precision(config.dtype)
+    dtype = precision.storage
     batch = config.batch_size
     n_train = len(data.x_train)
     per_epoch = batches_per_epoch(n_train, batch)
@@ -320,8 +329,8 @@ def train(
     total = config.total_iterations(per_epoch)
 
     torch.manual_seed(config.seed)
-    net = PCNet(spec, seed=config.seed, dtype=dtype, device=device)
-    opt = torch.optim.Adam(net.parameters(), lr=config.param_lr)
+    net = PCNet(spec, seed=config.seed, precision=precision, device=device)
+    opt = adam(net, config.param_lr)
     x_train = torch.as_tensor(data.x_train, dtype=dtype, device=device)
     y_train = torch.as_tensor(data.one_hot(data.y_train), dtype=dtype, device=device)
     x_test = torch.as_tensor(data.x_test, dtype=dtype, device=device)
@@ -356,10 +365,15 @@ def train(
     params = (net.w_in, net.w_hid, net.w_out)
     order: np.ndarray | None = None
     order_epoch = -1
-    with TrainingLoop(history=history, run=run, total=total, start=start, wall_before=wall_before,
-                      test_every=config.test_every, save=save, desc=f"train {config.model}",
-                      show_progress=show_progress, resumed=resume) as loop:
+    # on CPU the intra-op thread count follows the cores other processes leave free (models.threads)
+    governor = ThreadGovernor() if device.type == "cpu" else None
+    loop = TrainingLoop(history=history, run=run, total=total, start=start, wall_before=wall_before,
+                        test_every=config.test_every, save=save, desc=f"train {config.model}",
+                        show_progress=show_progress, resumed=resume)
+    with governor or contextlib.nullcontext(), loop:
         for it in range(start, total):
+            if governor is not None:
+                governor.update()
             epoch, j = divmod(it, per_epoch)
             if epoch != order_epoch:
                 order = batch_indices(n_train, batch, seed=config.seed, epoch=epoch)
@@ -367,26 +381,20 @@ def train(
             idx = torch.as_tensor(order[j], device=device)
             x, y = x_train[idx], y_train[idx]
 
-            opt.zero_grad(set_to_none=False)
-            if config.algorithm == "pc":
-                z, out = net.feedforward(x)
-                loss = 0.5 * (y - out).pow(2).sum() / batch
-                net.inference(x, y, z, n_steps=config.inference_steps, activity_lr=config.activity_lr)
-                free_energy, grads = net.energy_and_weight_grads(x, y, z)
-                for p, g in zip(params, grads):
-                    p.grad = g
-                if not _finite(free_energy):
-                    raise DivergenceError(it + 1, "the free energy", loop.checkpoint_at)
+            if config.algorithm == "pc":  # pc_step sets p.grad outright: nothing to zero
+                loss, free_energy = pc_step(net, x, y, n_steps=config.inference_steps,
+                                            activity_lr=config.activity_lr)
                 free_energy = float(free_energy)
+                if not math.isfinite(free_energy):
+                    raise DivergenceError(it + 1, "the free energy", loop.checkpoint_at)
             else:
-                loss = 0.5 * (y - net(x)).pow(2).sum() / batch
-                loss.backward()
-                free_energy = None
-            loss = float(loss.detach())
+                opt.zero_grad(set_to_none=False)
+                loss, free_energy = bp_step(net, x, y), None
+            loss = float(loss)
             if not math.isfinite(loss):
                 raise DivergenceError(it + 1, "the training loss", loop.checkpoint_at)
             opt.step()
-            if not all(_finite(p) for p in params):
+            if not _all_finite(params):
                 raise DivergenceError(it + 1, "a weight", loop.checkpoint_at)
             row = {"train_loss": loss, "free_energy": free_energy}
             if meter is not None:
