@@ -109,10 +109,10 @@ class Config:
     max_steps: int = 20000
     tol: float = 1e-10
     lr: float | None = None
-    max_iters: int = 1000
+    max_iters: int = 500
     threshold_frac: float = 0.5
     saddle_drop: float = 0.1
-    inference_steps: int = 100
+    inference_steps: int = 50
     tr_steps: int = 20
     n_betas: int = 8
     beta_min_frac: float = 0.01

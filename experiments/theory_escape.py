@@ -86,28 +86,32 @@ def pc_update(spec, w, x, y, *, inference_steps: int):
 
     if spec.act.value == "linear":
         eq = equilibrium(spec, w, x, y)
+        if not eq.converged:
+            raise RuntimeError(f"exact inference did not converge (residual {eq.residual:.3g})")
         return (oracle.weight_grad(spec, w, x, y, eq.zs), eq.free_energy,
                 eq.residual / max(eq.start_residual, 1e-300), eq.zs)
-    zs, _ = oracle.feedforward(spec, w, x)
-    grads = oracle.activity_grad(spec, w, x, y, zs)
-    start = _norm(grads)
+    from pchw.stacked import StackedEnergy
+
+    net = StackedEnergy(spec, w, x, y)
+    z = np.stack(oracle.feedforward(spec, w, x)[0])
+    eps, eps_out = net.errors(z)
+    energy, grad = net.energy(eps, eps_out), net.grad(z, eps, eps_out)
+    start = float(np.linalg.norm(grad))
     beta = beta0 = x.shape[0] / inference_step_bound(spec, w)
-    energy = oracle.free_energy(spec, w, x, y, zs)
     for _ in range(inference_steps):  # the authors' rule: halve the step when F rises, stop at 1/64 of it
-        trial = [z - beta * g for z, g in zip(zs, grads)]
-        trial_energy = oracle.free_energy(spec, w, x, y, trial)
+        trial = z - beta * grad
+        eps, eps_out = net.errors(trial)
+        trial_energy = net.energy(eps, eps_out)
         if trial_energy > energy:
             beta /= 2
             if beta < beta0 / 64:
                 break
             continue
-        zs, energy = trial, trial_energy
-        grads = oracle.activity_grad(spec, w, x, y, zs)
-    return oracle.weight_grad(spec, w, x, y, zs), energy, _norm(grads) / max(start, 1e-300), zs
-
-
-def _norm(grads) -> float:
-    return float(np.sqrt(sum(float(np.sum(g * g)) for g in grads)))
+        z, energy, grad = trial, trial_energy, net.grad(trial, eps, eps_out)
+        if np.linalg.norm(grad) <= 1e-10 * start:
+            break
+    zs = list(z)
+    return oracle.weight_grad(spec, w, x, y, zs), energy, float(np.linalg.norm(grad)) / max(start, 1e-300), zs
 
 
 def inference_step_bound(spec, w) -> float:
@@ -123,12 +127,14 @@ def _flat(ws) -> np.ndarray:
     return np.concatenate([v.ravel() for v in ws])
 
 
-def _predicted_leave(spec, x, y, w0, *, algo: str, lr: float, drop: float, max_iters: int) -> tuple[float, float]:
+def _predicted_leave(spec, x, y, w0, *, algo: str, lr: float, drop: float, max_iters: int,
+                     inference_steps: int) -> tuple[float, float]:
     """(predicted iterations to leave the saddle, the most negative curvature at the origin or NaN).
 
     Linear and tanh (tanh(z) = z + O(z³): the same second-order model): the closed-form Hessian at the
-    origin. ReLU, L ≥ 3: the piecewise-quadratic model of the output layer
-    (:func:`pchw.theory.relu_origin_escape_iterations`). ReLU, L = 2: the model read off exact gradients.
+    origin. ReLU, L ≥ 3: the piecewise-quadratic model of the output layer on the units PC's inference
+    activates at the initial weights (:func:`pchw.theory.relu_origin_escape_iterations`). ReLU, L = 2:
+    the model read off exact gradients.
     """
     from pchw.theory import origin_hessian, relu_origin_escape_iterations, saddle_escape_iterations
 
@@ -141,7 +147,8 @@ def _predicted_leave(spec, x, y, w0, *, algo: str, lr: float, drop: float, max_i
     if spec.depth >= 3:
         if algo == "bp":
             return math.inf, 0.0  # every gradient is a product of ≥ 2 vanishing matrices: zero Hessian
-        return relu_origin_escape_iterations(spec, y, w0[-1], lr=lr, drop=drop, max_iters=max_iters), math.nan
+        active = pc_update(spec, w0, x, y, inference_steps=inference_steps)[3][-1] > 0  # the units PC wakes
+        return relu_origin_escape_iterations(spec, y, w0[-1], active, lr=lr, drop=drop, max_iters=max_iters), math.nan
     return _numerical_model_leave(spec, x, y, w0, algo=algo, lr=lr, drop=drop, max_iters=max_iters), math.nan
 
 
@@ -221,7 +228,8 @@ def one_seed(config, spec, samples: int, seed: int) -> dict:
     for algo in ("pc", "bp"):
         run = _train(spec, w0, x, y, algo=algo, lr=lr, max_iters=config.max_iters,
                      inference_steps=config.inference_steps)
-        pred, min_eig = _predicted_leave(spec, x, y, w0, algo=algo, lr=lr, drop=drop, max_iters=config.max_iters)
+        pred, min_eig = _predicted_leave(spec, x, y, w0, algo=algo, lr=lr, drop=drop, max_iters=config.max_iters,
+                                         inference_steps=config.inference_steps)
         losses = run["losses"]
         hit = _first(losses, config.threshold_frac * losses[0])
         after = losses[int(hit):] if math.isfinite(hit) else []

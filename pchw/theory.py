@@ -201,23 +201,29 @@ def gauss_newton_top_eigenvalue(spec: NetworkSpec, weights: list[np.ndarray], x:
     return lam
 
 
-def relu_origin_escape_iterations(spec: NetworkSpec, y: np.ndarray, w_out: np.ndarray, *, lr: float, drop: float,
-                                  max_iters: int) -> float:
+def relu_origin_escape_iterations(spec: NetworkSpec, y: np.ndarray, w_out: np.ndarray, active: np.ndarray, *,
+                                  lr: float, drop: float, max_iters: int) -> float:
     """Iterations of gradient descent to lower F* by ``drop`` on its second-order model at the origin, ReLU.
 
-    For a ReLU network without skips and L ≥ 3, the output layer's activity settles at
-    z_{L−1} ≈ relu(a_L W_Lᵀ y) near W = 0, so F* ≈ F*(0) − ½ a_L² (1/B) Σ_b Σ_j relu(w_jᵀ y_b)² (w_j: column j
-    of W_L) — piecewise quadratic: each unit's curvature is that of Σ_yy restricted to the samples it
-    is active on (about half of λ_max(Σ_yy) for symmetric data, against the linear network's full
-    λ_max). Gradient descent on this model from ``w_out`` (W_L, (d_y, N)); ∞ if not within ``max_iters``.
+    For a ReLU network without skips and L ≥ 3, near W = 0 the top-layer error pulls each unit of the
+    last hidden layer to z_{L−1,j} ≈ a_L w_jᵀ y (w_j: column j of W_L) where w_jᵀ y > 0 — but only if the
+    unit sits on the positive side of its kink: an inactive unit receives no gradient from above, so
+    the tiny lower-layer terms that set its sign decide (``active``, (B, N), e.g. read off the
+    inference equilibrium at the initial weights). Hence
+        F* ≈ F*(0) − ½ a_L² (1/B) Σ_b Σ_j active_bj relu(w_jᵀ y_b)²,
+    piecewise quadratic: each unit's curvature is that of Σ_yy restricted to the samples it serves
+    (about a quarter of λ_max(Σ_yy) for symmetric data and half the units active, against the linear
+    network's full λ_max). Gradient descent on this model from ``w_out`` (W_L, (d_y, N)), with the
+    pattern held; ∞ if not within ``max_iters``.
     """
     if spec.act is not Activation.RELU or spec.skip or spec.depth < 3:
         raise SpecError("relu_origin_escape_iterations needs act='relu', skip=False and depth >= 3")
     a_out, batch = spec.scalings()[-1], y.shape[0]
+    mask = np.asarray(active, dtype=float)
     w = np.array(w_out, dtype=float)
     for t in range(max_iters + 1):
-        active = np.maximum(y @ w, 0.0)  # (B, N): relu(w_jᵀ y_b)
-        if 0.5 * a_out ** 2 * float(np.sum(active * active)) / batch >= drop:
+        served = mask * np.maximum(y @ w, 0.0)  # (B, N)
+        if 0.5 * a_out ** 2 * float(np.sum(served * served)) / batch >= drop:
             return float(t)
-        w = w + lr * a_out ** 2 * y.T @ active / batch  # −∇ of −½ a_L² mean Σ relu(·)²
+        w = w + lr * a_out ** 2 * y.T @ served / batch  # −∇ of −½ a_L² mean Σ active relu(·)²
     return float("inf")
