@@ -69,8 +69,12 @@ def plot_all(table: list[dict], outdir: Path) -> list[Path]:
     matplotlib.use("Agg")
     outdir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
-    for draw in (_energy, _conditioning, _saddle, _escape_summary, _escape_curves, _trust_region):
-        draw(table, outdir, paths)
+    figures = (("energy", (_energy,)), ("conditioning", (_conditioning,)), ("saddle", (_saddle,)),
+               ("escape", (_escape_summary, _escape_curves)), ("trust-region", (_trust_region,)))
+    for check, draws in figures:
+        rows = rows_of(table, check)
+        for draw in draws if rows else ():
+            draw(rows, outdir, paths)
     return paths
 
 
@@ -78,12 +82,9 @@ def plot_all(table: list[dict], outdir: Path) -> list[Path]:
 # closed forms
 
 
-def _energy(table, outdir, paths) -> None:
+def _energy(rows, outdir, paths) -> None:
     import matplotlib.pyplot as plt
 
-    rows = rows_of(table, "energy")
-    if not rows:
-        return
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.4))
     for label, grp in _groups(rows).items():
         ax1.scatter([value(r, "f_closed_form") for r in grp], [value(r, "f_simulated") for r in grp], label=label)
@@ -113,12 +114,9 @@ def _energy(table, outdir, paths) -> None:
     _save(fig, outdir, "theory_energy.png", sentence, paths)
 
 
-def _conditioning(table, outdir, paths) -> None:
+def _conditioning(rows, outdir, paths) -> None:
     import matplotlib.pyplot as plt
 
-    rows = rows_of(table, "conditioning")
-    if not rows:
-        return
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.4))
     groups = _groups(rows)
     for label, grp in groups.items():
@@ -143,12 +141,9 @@ def _conditioning(table, outdir, paths) -> None:
     _save(fig, outdir, "theory_conditioning.png", sentence, paths)
 
 
-def _saddle(table, outdir, paths) -> None:
+def _saddle(rows, outdir, paths) -> None:
     import matplotlib.pyplot as plt
 
-    rows = rows_of(table, "saddle")
-    if not rows:
-        return
     fig, ax = plt.subplots(figsize=(7, 5.0))
     labels = [f"L={int(value(r, 'depth'))}\n{text(r, 'param')}" for r in rows]
     pos = np.arange(len(rows))
@@ -181,12 +176,9 @@ def _never_at(budget: float) -> float:
     return budget * 1.6
 
 
-def _escape_summary(table, outdir, paths) -> None:
+def _escape_summary(rows, outdir, paths) -> None:
     import matplotlib.pyplot as plt
 
-    rows = rows_of(table, "escape")
-    if not rows:
-        return
     acts = sorted({text(r, "act") for r in rows}, key=list(ACT_STYLES).index)
     budget = max(value(r, "iters_budget") for r in rows)
     fig, axes = plt.subplots(len(acts), 2, figsize=(11, 3.9 * len(acts)), squeeze=False)
@@ -245,12 +237,9 @@ def _escape_sentence(rows: list[dict], budget: float) -> str:
             f"BP at L ∈ {bp_map or 'none'}.")
 
 
-def _escape_curves(table, outdir, paths) -> None:
+def _escape_curves(rows, outdir, paths) -> None:
     import matplotlib.pyplot as plt
 
-    rows = rows_of(table, "escape")
-    if not rows:
-        return
     cases = sorted({(text(r, "act"), text(r, "param")) for r in rows})
     depths = sorted({int(value(r, "depth")) for r in rows})
     fig, axes = plt.subplots(len(cases), len(depths), figsize=(2.9 * len(depths), 2.5 * len(cases)),
@@ -291,12 +280,9 @@ def _escape_curves(table, outdir, paths) -> None:
 # trust region
 
 
-def _trust_region(table, outdir, paths) -> None:
+def _trust_region(rows, outdir, paths) -> None:
     import matplotlib.pyplot as plt
 
-    rows = rows_of(table, "trust-region")
-    if not rows:
-        return
     params = sorted({text(r, "param") for r in rows})
     depths = sorted({int(value(r, "depth")) for r in rows})
     cmap = plt.get_cmap("viridis")

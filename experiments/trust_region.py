@@ -91,19 +91,11 @@ def one_seed(config, spec, samples: int, seed: int) -> dict:
 
 
 def _fisher_extremes(diag: np.ndarray, upper: np.ndarray) -> tuple[float, float]:
-    """(smallest λ_min, largest λ_max) of the per-sample Fisher matrices, from their dense form."""
-    h, s, n = diag.shape[0], diag.shape[1], diag.shape[2]
-    lo, hi = math.inf, 0.0
-    for b in range(s):
-        dense = np.zeros((h * n, h * n))
-        for l in range(h):
-            dense[l * n:(l + 1) * n, l * n:(l + 1) * n] = diag[l, b]
-            if l + 1 < h:
-                dense[l * n:(l + 1) * n, (l + 1) * n:(l + 2) * n] = upper[l, b]
-                dense[(l + 1) * n:(l + 2) * n, l * n:(l + 1) * n] = upper[l, b].T
-        eig = np.linalg.eigvalsh(dense)
-        lo, hi = min(lo, float(eig[0])), max(hi, float(eig[-1]))
-    return lo, hi
+    """(smallest λ_min, largest λ_max) of the per-sample Fisher matrices."""
+    from pchw.second_order import dense_block_tridiagonal
+
+    eig = [np.linalg.eigvalsh(dense_block_tridiagonal(diag, upper, b)) for b in range(diag.shape[1])]
+    return min(float(e[0]) for e in eig), max(float(e[-1]) for e in eig)
 
 
 def _median(values) -> float:

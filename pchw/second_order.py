@@ -74,6 +74,18 @@ def fisher_blocks(spec: NetworkSpec, weights: list[np.ndarray], zs: list[np.ndar
     return diag, upper
 
 
+def dense_block_tridiagonal(diag: np.ndarray, upper: np.ndarray, sample: int = 0) -> np.ndarray:
+    """One sample's block-tridiagonal matrix from :func:`fisher_blocks`' blocks, dense (H·N, H·N)."""
+    h, n = diag.shape[0], diag.shape[-1]
+    dense = np.zeros((h * n, h * n))
+    for l in range(h):
+        dense[l * n:(l + 1) * n, l * n:(l + 1) * n] = diag[l, sample]
+        if l + 1 < h:
+            dense[l * n:(l + 1) * n, (l + 1) * n:(l + 2) * n] = upper[l, sample]
+            dense[(l + 1) * n:(l + 2) * n, l * n:(l + 1) * n] = upper[l, sample].T
+    return dense
+
+
 def solve_block_tridiagonal(diag: np.ndarray, upper: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     """x with A x = rhs for symmetric block-tridiagonal A, per sample (block Thomas algorithm).
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from pchw import oracle, second_order, theory
+from pchw.second_order import dense_block_tridiagonal as dense
 from pchw.spec import NetworkSpec, init_weights
 
 
@@ -12,17 +13,6 @@ def _net(act, skip, *, depth=5, scale=1.0, batch=7, seed=1):
     weights = [scale * w for w in init_weights(spec, seed=seed)]
     rng = np.random.default_rng(seed + 10)
     return spec, weights, rng.standard_normal((batch, 5)), rng.standard_normal((batch, 3))
-
-
-def _dense(diag, upper, b):
-    h, n = diag.shape[0], diag.shape[-1]
-    out = np.zeros((h * n, h * n))
-    for l in range(h):
-        out[l * n:(l + 1) * n, l * n:(l + 1) * n] = diag[l, b]
-        if l + 1 < h:
-            out[l * n:(l + 1) * n, (l + 1) * n:(l + 2) * n] = upper[l, b]
-            out[(l + 1) * n:(l + 2) * n, l * n:(l + 1) * n] = upper[l, b].T
-    return out
 
 
 @pytest.mark.parametrize("shared", [True, False])
@@ -35,7 +25,7 @@ def test_block_tridiagonal_solve_matches_a_dense_solve(shared):
     rhs = rng.standard_normal((h, batch, n))
     x = second_order.solve_block_tridiagonal(diag, upper, rhs)
     for b in range(batch):
-        expect = np.linalg.solve(_dense(diag, upper, 0 if shared else b), rhs[:, b].ravel())
+        expect = np.linalg.solve(dense(diag, upper, 0 if shared else b), rhs[:, b].ravel())
         np.testing.assert_allclose(x[:, b].ravel(), expect, rtol=1e-12, atol=1e-12)
 
 
@@ -44,7 +34,7 @@ def test_linear_fisher_is_the_activity_hessian(skip):
     spec, w, x, _ = _net("linear", skip)
     diag, upper = second_order.fisher_blocks(spec, w, oracle.feedforward(spec, w, x)[0])
     assert diag.shape[1] == 1  # one matrix for every sample
-    np.testing.assert_allclose(_dense(diag, upper, 0), theory.activity_hessian(spec, w), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(dense(diag, upper, 0), theory.activity_hessian(spec, w), rtol=1e-13, atol=1e-13)
 
 
 @pytest.mark.parametrize("act", ["relu", "tanh"])
@@ -61,7 +51,7 @@ def test_fisher_is_the_gauss_newton_matrix_of_each_samples_residuals(act, skip):
 
         flat = np.concatenate([z[b] for z in zs])
         jac = np.stack([(residuals(flat + 1e-6 * e) - residuals(flat - 1e-6 * e)) / 2e-6 for e in np.eye(h * n)], 1)
-        np.testing.assert_allclose(_dense(diag, upper, b), jac.T @ jac, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(dense(diag, upper, b), jac.T @ jac, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("skip", [True, False])
