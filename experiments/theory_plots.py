@@ -223,18 +223,23 @@ def _iters_line(ax, depth, grp, key, budget, *, color, marker, label) -> None:
 def _escape_sentence(rows: list[dict], budget: float) -> str:
     seeds = int(max(value(r, "seeds_used") for r in rows))
 
-    def depths(algo: str, key: str) -> list[int]:
-        return sorted({int(value(r, "depth")) for r in rows if math.isfinite(value(r, f"{algo}_{key}"))})
+    def summary(algo: str, key: str, *, name_misses: bool = False) -> str:
+        done = [r for r in rows if math.isfinite(value(r, f"{algo}_{key}"))]
+        out = f"{len(done)}/{len(rows)} cases" + (f" (L ≤ {max(int(value(r, 'depth')) for r in done)})" if done else "")
+        misses: dict = {}
+        for r in rows:
+            if r not in done:
+                misses.setdefault(f"{text(r, 'act')}/{text(r, 'param')}", []).append(str(int(value(r, "depth"))))
+        if name_misses and misses:
+            out += " — not " + "; ".join(f"{case} L = {','.join(ds)}" for case, ds in misses.items())
+        return out
 
-    pc_leave, bp_leave = depths("pc", "leave_iters"), depths("bp", "leave_iters")
     ratios = [value(r, "pc_leave_ratio_worst") for r in rows if math.isfinite(value(r, "pc_leave_ratio_worst"))]
     worst = max(ratios, key=lambda v: abs(math.log(v))) if ratios else math.nan
-    pc_map = depths("pc", "loss_iters")
-    bp_map = depths("bp", "loss_iters")
-    return (f"Median of {seeds} seeds, budget {int(budget)} iterations: PC left the origin saddle at "
-            f"L ∈ {pc_leave or 'none'} (measured/predicted from the negative eigenvalue within ×{worst:.2g}), "
-            f"BP at L ∈ {bp_leave or 'none'}; PC learnt the map (median) at L ∈ {pc_map or 'none'}, "
-            f"BP at L ∈ {bp_map or 'none'}.")
+    return (f"Median of {seeds} seeds, budget {int(budget)} iterations: PC left the origin saddle in "
+            f"{summary('pc', 'leave_iters', name_misses=True)}, within ×{worst:.2g} of the prediction from the "
+            f"negative eigenvalue; BP in {summary('bp', 'leave_iters')}. PC learnt the map in "
+            f"{summary('pc', 'loss_iters')}, BP in {summary('bp', 'loss_iters')}.")
 
 
 def _escape_curves(rows, outdir, paths) -> None:
@@ -261,6 +266,7 @@ def _escape_curves(rows, outdir, paths) -> None:
             ax.axhline(value(r, "threshold_frac") * value(r, "pc_initial_loss"), color="grey", ls=":", lw=0.8)
             ax.set_xscale("log")
             ax.set_yscale("log")
+            ax.set_ylim(1e-6, 5)
             ax.set_xlabel("iteration", fontsize=7)
             ax.tick_params(labelsize=7)
             fstar = np.array(_curve(r, "pc_objective_curve"), dtype=float)
@@ -327,17 +333,26 @@ def _trust_region(rows, outdir, paths) -> None:
 def _trust_region_sentence(rows: list[dict]) -> str:
     seeds = int(max(value(r, "seeds_used") for r in rows))
     steps = int(max(value(r, "tr_steps_used") for r in rows))
-    parts = []
-    for act in sorted({text(r, "act") for r in rows}, key=list(ACT_STYLES).index):
-        grp = [r for r in rows if text(r, "act") == act]
-        parts.append(f"{act} ≥ {min(value(r, 'eq_cos_tr_worst') for r in grp):.4f}")
+    exact = [value(r, "eq_cos_tr_worst") for r in rows if text(r, "act") == "linear"]
+    approx = []
+    for act in sorted({text(r, "act") for r in rows} - {"linear"}, key=list(ACT_STYLES).index):
+        for p in sorted({text(r, "param") for r in rows}):
+            grp = [r for r in rows if (text(r, "act"), text(r, "param")) == (act, p)]
+            if grp:
+                worst = min(grp, key=lambda r: value(r, "eq_cos_tr_worst"))
+                low = f"{value(worst, 'eq_cos_tr_worst'):.2f} (lowest at L = {int(value(worst, 'depth'))})"
+                approx.append(f"{act}/{p} ≥ {low}")
     low_bp = min(rows, key=lambda r: value(r, "eq_cos_bp"))
-    window = []
+    windows = []
     for depth in sorted({int(value(r, "depth")) for r in rows}):
         good = [c["beta_frac"] for r in rows if int(value(r, "depth")) == depth
                 for c in _curve(r, "beta_curve") if (c["cos_tr"] or -1) >= 0.99]
-        window.append(f"L={depth}: " + (f"{min(good):.2g}–{max(good):.2g}" if good else "none"))
-    return (f"{seeds} seeds: at the inference equilibrium the PC update matches the trust-region step "
-            f"(cosine {', '.join(parts)}) but not the gradient step (cosine down to {value(low_bp, 'eq_cos_bp'):.2f} "
-            f"at L = {int(value(low_bp, 'depth'))}, {text(low_bp, 'param')}, {text(low_bp, 'act')}); after T = {steps} "
-            f"inference steps it does (cosine ≥ 0.99) only for β/β_max in {'; '.join(window)}.")
+        if good:
+            windows.append(f"{min(good):.2g}–{max(good):.2g} at L = {depth}")
+    first = (f"{seeds} seeds: at the inference equilibrium the PC update equals the trust-region update for linear "
+             f"networks (cosine ≥ {min(exact):.6f})" if exact else f"{seeds} seeds: at the inference equilibrium")
+    return (first + (f" and approximates it for {', '.join(approx)}" if approx else "")
+            + f", while its cosine with the gradient step falls to {value(low_bp, 'eq_cos_bp'):.2f} "
+            f"(L = {int(value(low_bp, 'depth'))}, {text(low_bp, 'param')}, {text(low_bp, 'act')}); after T = {steps} "
+            f"steps of inference it is within cosine 0.99 of the trust-region update only for β/β_max in "
+            f"{'; '.join(windows) or 'no case'}.")
