@@ -40,6 +40,7 @@ import json
 import math
 import statistics
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -71,8 +72,18 @@ def edge_of_stability_lr(spec, x, y) -> float:
     return 2.0 / gauss_newton_top_eigenvalue(twin, balanced_factorisation(twin, target), x)
 
 
-def pc_update(spec, w, x, y, *, inference_steps: int):
-    """(∂F/∂W at PC's activities, F there, ‖∇_z F‖ there / at the feedforward pass, the activities).
+class PCUpdate(NamedTuple):
+    """One PC update: ∂F/∂W at PC's activities ``zs``, F there, and ‖∇_z F‖ there and at the feedforward pass."""
+
+    grads: list
+    free_energy: float
+    residual: float
+    start_residual: float
+    zs: list
+
+
+def pc_update(spec, w, x, y, *, inference_steps: int) -> PCUpdate:
+    """PC's weight gradient after its inference from the feedforward pass (:class:`PCUpdate`).
 
     Linear: the exact equilibrium (one Newton step, :func:`pchw.second_order.equilibrium`), so the
     update is ∇F*. ReLU/tanh: PC's own inference, ``inference_steps`` steps of gradient descent from the
@@ -88,8 +99,8 @@ def pc_update(spec, w, x, y, *, inference_steps: int):
         eq = equilibrium(spec, w, x, y)
         if not eq.converged:
             raise RuntimeError(f"exact inference did not converge (residual {eq.residual:.3g})")
-        return (oracle.weight_grad(spec, w, x, y, eq.zs), eq.free_energy,
-                eq.residual / max(eq.start_residual, 1e-300), eq.zs)
+        return PCUpdate(oracle.weight_grad(spec, w, x, y, eq.zs), eq.free_energy, eq.residual, eq.start_residual,
+                        eq.zs)
     from pchw.stacked import StackedEnergy
 
     net = StackedEnergy(spec, w, x, y)
@@ -111,7 +122,7 @@ def pc_update(spec, w, x, y, *, inference_steps: int):
         if np.linalg.norm(grad) <= 1e-10 * start:
             break
     zs = list(z)
-    return oracle.weight_grad(spec, w, x, y, zs), energy, float(np.linalg.norm(grad)) / max(start, 1e-300), zs
+    return PCUpdate(oracle.weight_grad(spec, w, x, y, zs), energy, float(np.linalg.norm(grad)), start, zs)
 
 
 def inference_step_bound(spec, w) -> float:
@@ -147,7 +158,7 @@ def _predicted_leave(spec, x, y, w0, *, algo: str, lr: float, drop: float, max_i
     if spec.depth >= 3:
         if algo == "bp":
             return math.inf, 0.0  # every gradient is a product of ≥ 2 vanishing matrices: zero Hessian
-        active = pc_update(spec, w0, x, y, inference_steps=inference_steps)[3][-1] > 0  # the units PC wakes
+        active = pc_update(spec, w0, x, y, inference_steps=inference_steps).zs[-1] > 0  # the units PC wakes
         return relu_origin_escape_iterations(spec, y, w0[-1], active, lr=lr, drop=drop, max_iters=max_iters), math.nan
     return _numerical_model_leave(spec, x, y, w0, algo=algo, lr=lr, drop=drop, max_iters=max_iters), math.nan
 
@@ -188,14 +199,17 @@ def _train(spec, w0, x, y, *, algo: str, lr: float, max_iters: int, inference_st
     from pchw.second_order import equilibrium
 
     w = [v.copy() for v in w0]
-    losses, objective, residuals, gap = [], [], [], 0.0
+    losses, objective, residuals, gap, first = [], [], [], 0.0, None
     for it in range(max_iters + 1):
         if algo == "pc":
-            g, energy, residual, zs = pc_update(spec, w, x, y, inference_steps=inference_steps)
+            update = pc_update(spec, w, x, y, inference_steps=inference_steps)
+            g, energy = update.grads, update.free_energy
+            first = first or update.start_residual
+            # judged against the feedforward residual, floored where training has converged and both vanish
+            residuals.append(update.residual / max(update.start_residual, 1e-10 * first))
             objective.append(energy)
-            residuals.append(residual)
             if spec.act.value != "linear" and it in (max_iters // 2, max_iters):
-                polished = equilibrium(spec, w, x, y, start=zs).free_energy
+                polished = equilibrium(spec, w, x, y, start=update.zs).free_energy
                 gap = max(gap, (energy - polished) / max(polished, 1e-300))
         else:
             g = oracle.mse_weight_grad(spec, w, x, y)
@@ -258,7 +272,7 @@ def _escape_signal(spec, w0, x, y) -> float:
         return math.nan
     layers, hess = origin_hessian(spec, x, y, objective="fstar")
     lam, vecs = np.linalg.eigh(hess)
-    g = pc_update(spec, w0, x, y, inference_steps=1)[0]
+    g = pc_update(spec, w0, x, y, inference_steps=1).grads
     proj = abs(float(_flat([g[l] for l in layers]) @ vecs[:, 0]))
     return proj / (FLOAT_EPS * float(np.linalg.norm(_flat(g))))
 

@@ -97,12 +97,13 @@ def test_pc_inference_for_relu_runs_to_its_step_rule():
     spec = NetworkSpec(input_dim=4, width=5, depth=5, output_dim=3, act="relu", param="sp", skip=False)
     x, y = te.teacher_data(spec, 16, 0)
     w = init_weights(spec, seed=1)
-    _, energy, residual, zs = te.pc_update(spec, w, x, y, inference_steps=200)
+    update = te.pc_update(spec, w, x, y, inference_steps=200)
+    energy, zs = update.free_energy, update.zs
     from pchw import oracle
     from pchw.second_order import equilibrium
 
     assert energy == pytest.approx(oracle.free_energy(spec, w, x, y, zs), rel=1e-12)
     assert energy <= oracle.free_energy(spec, w, x, y, oracle.feedforward(spec, w, x)[0])
-    assert residual < 1.0
+    assert update.residual < update.start_residual
     polished = equilibrium(spec, w, x, y, start=zs).free_energy
     assert polished <= energy and (energy - polished) / polished < 0.05
