@@ -109,7 +109,7 @@ class Config:
     max_steps: int = 20000
     tol: float = 1e-10
     lr: float | None = None
-    max_iters: int = 500
+    max_iters: int = 300
     threshold_frac: float = 0.5
     saddle_drop: float = 0.1
     inference_steps: int = 50
