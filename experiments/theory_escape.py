@@ -264,16 +264,18 @@ def one_seed(config, spec, samples: int, seed: int) -> dict:
 
 
 def _escape_signal(spec, w0, x, y) -> float:
-    """|⟨∇F*(W₀), v⟩| / (eps ‖∇F*(W₀)‖), v F*'s most negative-curvature direction at the origin (linear):
-    how many float64 rounding units of the gradient the escape signal spans (≫ 1: representable)."""
+    """‖Π ∇F*(W₀)‖ / (eps ‖∇F*(W₀)‖), Π the projection on F*'s most negative-curvature eigenspace at the
+    origin (linear; N-fold: one direction of Σ_yy per hidden unit): how many float64 rounding units of
+    the gradient the escape signal spans (≫ 1: representable)."""
     from pchw.theory import origin_hessian
 
     if spec.act.value != "linear":
         return math.nan
     layers, hess = origin_hessian(spec, x, y, objective="fstar")
     lam, vecs = np.linalg.eigh(hess)
+    bottom = vecs[:, lam <= lam[0] + 1e-9 * abs(lam[0])]
     g = pc_update(spec, w0, x, y, inference_steps=1).grads
-    proj = abs(float(_flat([g[l] for l in layers]) @ vecs[:, 0]))
+    proj = float(np.linalg.norm(bottom.T @ _flat([g[l] for l in layers])))
     return proj / (FLOAT_EPS * float(np.linalg.norm(_flat(g))))
 
 

@@ -44,9 +44,9 @@ def test_linear_pc_leaves_the_saddle_when_the_negative_eigenvalue_predicts(depth
         _within(row, "bp")
 
 
-@pytest.mark.parametrize("depth", [2, 4])
-def test_relu_pc_leaves_the_saddle_when_its_second_order_model_predicts(depth):
-    row = _escape(depth=depth, act="relu")
+@pytest.mark.parametrize("act, depth", [("relu", 2), ("relu", 4), ("tanh", 4)])
+def test_nonlinear_pc_leaves_the_saddle_when_its_second_order_model_predicts(act, depth):
+    row = _escape(depth=depth, act=act)
     _within(row)
     assert row["pc_max_energy_gap"] < 0.05  # PC's inference stops within 5% of the exact local minimum
 
