@@ -115,5 +115,6 @@ def test_plot_writes_every_figure_with_its_sentence(tmp_path):
     from experiments.theory_plots import _escape_sentence, _trust_region_sentence
 
     escape = [r for r in rows if r["check"] == "escape"]
-    assert "PC left the origin saddle at L ∈ [2, 3]" in _escape_sentence(escape, 60)
+    sentence = _escape_sentence(escape, 60)
+    assert "PC left the origin saddle in 4/4 cases (L ≤ 3)" in sentence and "Median of 1 seeds" in sentence
     assert "1 seeds" in _trust_region_sentence([r for r in rows if r["check"] == "trust-region"])
