@@ -111,3 +111,34 @@ def mse_loss(spec, weights, x, y) -> float:
     """The backprop loss (1/2B) Σ_b ‖y − f(x)‖², equal to F at feedforward activities."""
     _, out = feedforward(spec, weights, x)
     return 0.5 * float(np.sum((y - out) ** 2)) / x.shape[0]
+
+
+def mse_weight_grad(spec, weights, x, y) -> list[np.ndarray]:
+    """∇_W of :func:`mse_loss` by backprop: (1/B) Jᵀ(f(x) − y), J = ∂f(x)/∂W, through skips and φ."""
+    a, batch = spec.scalings(), x.shape[0]
+    zs, out = feedforward(spec, weights, x)
+    d_out = (out - y) / batch
+    grads: list = [None] * spec.depth
+    grads[-1] = a[-1] * d_out.T @ phi(spec.act, zs[-1])
+    delta = a[-1] * (d_out @ weights[-1]) * dphi(spec.act, zs[-1])  # ∂loss/∂z_{L−1}
+    for l in range(spec.depth - 2, 0, -1):
+        grads[l] = a[l] * delta.T @ phi(spec.act, zs[l - 1])
+        back = a[l] * (delta @ weights[l]) * dphi(spec.act, zs[l - 1])
+        delta = delta + back if spec.skip else back
+    grads[0] = a[0] * delta.T @ x
+    return grads
+
+
+def feedforward_jvp(spec, weights, x, tangent: list[np.ndarray]) -> np.ndarray:
+    """J v: the change of the output f(x) along the weight direction ``tangent`` (forward mode), (B, d_y)."""
+    a = spec.scalings()
+    z = a[0] * x @ weights[0].T
+    dz = a[0] * x @ tangent[0].T
+    for l in range(1, spec.depth):
+        h, dh = phi(spec.act, z), dphi(spec.act, z) * dz
+        mu = a[l] * h @ weights[l].T
+        dmu = a[l] * (h @ tangent[l].T + dh @ weights[l].T)
+        if spec.skip and l + 1 < spec.depth:
+            mu, dmu = z + mu, dz + dmu
+        z, dz = mu, dmu
+    return dz

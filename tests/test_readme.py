@@ -3,7 +3,8 @@
 Commands run in smoke mode (``PCHW_SMOKE=1``: toy data sizes, see :mod:`pchw.smoke`) with ``pchw``
 on the PATH and a private cache that borrows only the MNIST data already on this machine (tests
 never download). ``make`` lines name a Makefile target that must exist; ``make demo`` runs as the
-``pchw demo`` its recipe calls, ``make test`` (this suite) and ``make bench`` are not rerun.
+``pchw demo`` its recipe calls; ``make test`` (this suite), ``make bench`` and ``benchmarks/`` scripts are
+not rerun (the scripts must exist).
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ def _environment(tmp_path: Path) -> dict[str, str]:
 
 def _as_run(line: str, makefile: str) -> str | None:
     """The shell command to run for a README line (None: checked, not run)."""
+    scripts = [word for word in line.split() if word.startswith("benchmarks/")]
+    if scripts:  # benchmarks time the machine for minutes: the script must exist, it is not run here
+        assert all((ROOT / word).is_file() for word in scripts), f"README runs {scripts}: no such script"
+        return None
     if not line.startswith("make "):
         return line
     target = line.split()[1]

@@ -110,3 +110,89 @@ def test_sp_without_skips_vanishes_with_depth():
         return float(np.abs(oracle.feedforward(spec, init_weights(spec), x)[1]).mean())
 
     assert norm(128) / norm(8) < 1e-20
+
+
+# ---------------------------------------------------------------------------------------------
+# the origin saddle: closed-form Hessian, escape time on its quadratic model, the balanced solution
+
+
+def _saddle_data(spec, n=8, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, spec.input_dim))
+    return x, x @ rng.standard_normal((spec.output_dim, spec.input_dim)).T
+
+
+def _fd_hessian(grad, spec, weights, h=1e-5):
+    flat = np.concatenate([w.ravel() for w in weights])
+    shapes = spec.weight_shapes()
+
+    def unflat(v):
+        out, i = [], 0
+        for s in shapes:
+            out.append(v[i:i + s[0] * s[1]].reshape(s))
+            i += s[0] * s[1]
+        return out
+
+    cols = [(np.concatenate([g.ravel() for g in grad(unflat(flat + h * e))])
+             - np.concatenate([g.ravel() for g in grad(unflat(flat - h * e))])) / (2 * h) for e in np.eye(flat.size)]
+    return np.array(cols).T
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4])
+@pytest.mark.parametrize("objective", ["fstar", "mse"])
+@pytest.mark.parametrize("param", ["mupc", "sp"])
+def test_origin_hessian_matches_finite_differences_of_exact_gradients(depth, objective, param):
+    from pchw.second_order import equilibrated_weight_grad
+
+    spec = NetworkSpec(input_dim=3, width=3, depth=depth, output_dim=2, act="linear", param=param, skip=False)
+    x, y = _saddle_data(spec)
+    grad = (lambda w: equilibrated_weight_grad(spec, w, x, y)[0]) if objective == "fstar" else \
+        (lambda w: oracle.mse_weight_grad(spec, w, x, y))
+    full = _fd_hessian(grad, spec, [np.zeros(s) for s in spec.weight_shapes()])
+    layers, hess = theory.origin_hessian(spec, x, y, objective=objective)
+    sizes = [s[0] * s[1] for s in spec.weight_shapes()]
+    idx = np.concatenate([np.arange(sum(sizes[:l]), sum(sizes[:l + 1])) for l in layers]).astype(int) \
+        if layers else np.zeros(0, int)
+    embedded = np.zeros_like(full)
+    embedded[np.ix_(idx, idx)] = hess
+    np.testing.assert_allclose(embedded, full, atol=1e-8)
+    if objective == "mse" and depth >= 3:
+        assert layers == [] and np.abs(full).max() < 1e-12  # the degenerate saddle
+
+
+def test_origin_hessian_refuses_skips():
+    spec = NetworkSpec(input_dim=3, width=3, depth=3, output_dim=2, act="linear", skip=True)
+    with pytest.raises(SpecError, match="skip=False"):
+        theory.origin_hessian(spec, np.zeros((2, 3)), np.zeros((2, 2)))
+
+
+def test_saddle_escape_iterations_is_the_closed_form_of_one_unstable_mode():
+    lam, c, lr, drop = -0.3, 1e-3, 0.5, 0.05
+    # ½ λ (1 + lr |λ|)^{2t} c² ≤ −drop  ⇔  t ≥ log(2 drop / (|λ| c²)) / (2 log(1 + lr |λ|))
+    expect = np.ceil(np.log(2 * drop / (abs(lam) * c * c)) / (2 * np.log(1 + lr * abs(lam))))
+    hess = np.diag([lam, 2.0])  # a stable mode alongside changes nothing
+    assert theory.saddle_escape_iterations(hess, np.array([c, 1e-3]), lr=lr, drop=drop, max_iters=10_000) == expect
+    assert theory.saddle_escape_iterations(hess, np.array([c, 0.0]), lr=lr, drop=drop, max_iters=10) == np.inf
+    assert theory.saddle_escape_iterations(np.diag([1.0, 2.0]), np.ones(2), lr=lr, drop=drop, max_iters=10**6) \
+        == np.inf  # a minimum is never left
+    assert theory.saddle_escape_iterations(np.zeros((0, 0)), np.zeros(0), lr=lr, drop=drop, max_iters=10) == np.inf
+
+
+@pytest.mark.parametrize("param", ["mupc", "sp"])
+def test_balanced_factorisation_fits_the_map_and_is_balanced(param):
+    spec = NetworkSpec(input_dim=5, width=4, depth=5, output_dim=3, act="linear", param=param, skip=False)
+    target = np.random.default_rng(3).standard_normal((3, 5))
+    w = theory.balanced_factorisation(spec, target)
+    np.testing.assert_allclose(theory.end_to_end(spec, w), target, atol=1e-12)
+    eff = [a * v for a, v in zip(spec.scalings(), w)]
+    for lower, upper in zip(eff, eff[1:]):
+        np.testing.assert_allclose(upper.T @ upper, lower @ lower.T, atol=1e-12)
+
+
+def test_gauss_newton_top_eigenvalue_is_the_sharpness_at_a_zero_loss_point():
+    spec = NetworkSpec(input_dim=4, width=3, depth=4, output_dim=2, act="linear", param="sp", skip=False)
+    x, _ = _saddle_data(spec, n=10)
+    w = theory.balanced_factorisation(spec, np.random.default_rng(5).standard_normal((2, 4)))
+    y = oracle.feedforward(spec, w, x)[1]  # zero residual: the Hessian is the Gauss–Newton matrix
+    hess = _fd_hessian(lambda v: oracle.mse_weight_grad(spec, v, x, y), spec, w)
+    assert theory.gauss_newton_top_eigenvalue(spec, w, x) == pytest.approx(np.linalg.eigvalsh(hess)[-1], rel=1e-6)

@@ -1,14 +1,18 @@
-"""theory: the linear-network checks measure what the theory says (closed form, conditioning, saddle, escape)."""
+"""theory: the checks measure what the theory says (closed form, conditioning, saddle); grid and figures.
 
-import json
-import math
-from dataclasses import asdict, replace
+The escape and trust-region checks have their own files (test_theory_escape.py, test_trust_region.py).
+"""
+
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 
 from experiments import theory_checks as tc
+from experiments.framework.grid import expand_grid
+from experiments.framework.registry import ExperimentError
 from pchw import oracle
+from pchw.second_order import equilibrium
 from pchw.spec import NetworkSpec, init_weights
 from pchw.theory import equilibrated_energy
 
@@ -37,7 +41,7 @@ def test_exact_gradients_match_finite_differences(skip):
             wm[layer][i, j] -= 1e-6
             assert g[layer][i, j] == pytest.approx((f(wp) - f(wm)) / 2e-6, rel=1e-6, abs=1e-9)
     # the equilibrium is one: oracle inference from it does not move
-    zs = tc.equilibrium(spec, w, x, y)
+    zs = equilibrium(spec, w, x, y).zs
     assert max(np.abs(g).max() for g in oracle.activity_grad(spec, w, x, y, zs)) < 1e-12
 
 
@@ -72,36 +76,45 @@ def test_origin_is_a_strict_saddle_of_fstar_and_degenerate_for_mse():
     assert shallow["strict_saddle"] and shallow["mse_min_eig"] < -1e-3 and not shallow["mse_degenerate"]
 
 
-def test_escape_curves_are_consistent_and_pc_escapes_first():
-    row = tc.run(tc.Config(check="escape", depth=4, param="sp", max_iters=400))
-    for name in ("pc", "bp"):
-        curve = np.array(json.loads(row[f"{name}_curve"]))
-        assert np.all(np.isfinite(curve)) and curve[0, 0] == 0 and curve[-1, 0] == 400
-        assert curve[0, 1] == pytest.approx(row[f"{name}_initial_loss"], rel=1e-5)
-        hit, thr = row[f"{name}_iters_to_threshold"], row["loss_threshold"]
-        if math.isfinite(hit):
-            assert curve[curve[:, 0] == hit][0, 1] < thr  # the reported iteration is on the curve, below
-            assert np.all(curve[curve[:, 0] < hit][:, 1] >= thr)  # and nothing earlier is
-        else:
-            assert np.all(curve[:, 1] >= thr)
-    assert math.isfinite(row["pc_iters_to_threshold"]) and row["pc_escapes_faster"]
-    # measured: PC escapes in ≈ 190 iterations; BP is still at its initial loss after 400
-    assert row["bp_final_loss"] == pytest.approx(row["bp_initial_loss"], rel=1e-6)
+def test_default_grid_collapses_the_linear_only_checks():
+    points = expand_grid(tc.Config, tc.GRID)
+    by_check = {c: [p for p in points if p.check == c] for c in tc.CHECKS}
+    for check in tc.LINEAR_ONLY:  # one point per depth and parameterisation, whatever the act axis
+        assert len(by_check[check]) == 10 and {p.act for p in by_check[check]} == {"linear"}
+    for check in ("escape", "trust-region"):
+        assert len(by_check[check]) == 20 and {p.act for p in by_check[check]} == {"linear", "relu"}
+    assert len(points) == 70
 
 
-def test_plot_writes_every_figure(tmp_path):
+@pytest.mark.parametrize("bad, match", [({"check": "bogus"}, "check="), ({"act": "sigmoid"}, "act="),
+                                        ({"param": "ntk"}, "param="), ({"seeds": 0}, "seeds="),
+                                        ({"lr": -1.0}, "lr="), ({"saddle_drop": 1.0}, "saddle_drop="),
+                                        ({"beta_min_frac": 2.0}, "beta_min_frac=")])
+def test_bad_values_are_one_clear_error(bad, match):
+    with pytest.raises(ExperimentError, match=match):
+        tc.Config(**bad)
+
+
+def test_plot_writes_every_figure_with_its_sentence(tmp_path):
     rows = [_row(tc.Config(check="energy", depth=d, param="mupc")) for d in (2, 4)]
     rows += [_row(tc.Config(check="conditioning", depth=d, param=p)) for d in (2, 8) for p in ("mupc", "sp")]
     rows += [_row(tc.Config(check="saddle", depth=d, param="sp")) for d in (2, 3)]
-    rows += [_row(replace(tc.Config(check="escape", depth=3, param="sp"), max_iters=100))]
-    paths = tc.plot(rows, tmp_path / "fig")
-    assert {p.name for p in paths} == {"theory_energy.png", "theory_conditioning.png", "theory_saddle.png",
-                                       "theory_escape.png"}
-    for p in paths:
-        data = p.read_bytes()
-        assert data.startswith(PNG) and len(data) > 1000
+    rows += [_row(tc.Config(check="escape", depth=d, param="sp", act=a, max_iters=60, seeds=1))
+             for d in (2, 3) for a in ("linear", "relu")]
+    rows += [_row(tc.Config(check="trust-region", depth=d, act=a, seeds=1)) for d in (2, 3) for a in ("linear", "relu")]
+    # as runs.csv hands them back: every cell a string
+    text_rows = [{k: ("" if v is None else str(v)) for k, v in r.items()} | {"status": "ok"} for r in rows]
+    for table in (rows, text_rows):
+        paths = tc.plot(table, tmp_path / "fig")
+        assert {p.name for p in paths} == {"theory_energy.png", "theory_conditioning.png", "theory_saddle.png",
+                                           "theory_escape.png", "theory_escape_curves.png",
+                                           "theory_trust_region.png"}
+        for p in paths:
+            data = p.read_bytes()
+            assert data.startswith(PNG) and len(data) > 1000
+    from experiments.theory_plots import _escape_sentence, _trust_region_sentence
 
-
-def test_unknown_check_is_one_clear_error():
-    with pytest.raises(ValueError, match="check="):
-        tc.run(tc.Config(check="bogus"))
+    escape = [r for r in rows if r["check"] == "escape"]
+    sentence = _escape_sentence(escape, 60)
+    assert "PC left the origin saddle in 4/4 cases (L ≤ 3)" in sentence and "Median of 1 seeds" in sentence
+    assert "1 seeds" in _trust_region_sentence([r for r in rows if r["check"] == "trust-region"])
