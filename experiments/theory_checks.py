@@ -40,6 +40,7 @@ and the trust-region sweep with more inference steps and a finer grid of activit
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -284,8 +285,22 @@ def _trust_region(config: Config, spec, r: dict) -> dict:
     return run_trust_region(replace(config, init_scale=r["init_scale"]), spec, r["samples"])
 
 
+def _smoke_sized(config: Config) -> Config:
+    """In smoke mode (:mod:`pchw.smoke`) every iteration budget shrinks a hundredfold and one seed runs:
+    the checks run end to end in seconds, their numbers are not results."""
+    from pchw import smoke
+
+    if not smoke.enabled():
+        return config
+    return dataclasses.replace(config, seeds=1, max_steps=max(20, smoke.iterations(config.max_steps)),
+                               max_iters=max(5, smoke.iterations(config.max_iters)),
+                               inference_steps=min(config.inference_steps, 10), tr_steps=min(config.tr_steps, 4),
+                               n_betas=min(config.n_betas, 3))
+
+
 def run(config: Config) -> dict:
     """One check's measurements (plus the network actually used)."""
+    config = _smoke_sized(config)
     r = _resolved(config)
     spec = _spec(config, r)
     fn = {"energy": _energy, "conditioning": _conditioning, "saddle": _saddle, "escape": _escape,
