@@ -94,6 +94,9 @@ def test_every_circuit_preset_has_a_default_recipe_for_both_algorithms():
             assert None not in (resolved.n_steps, resolved.update_window, resolved.param_lr, resolved.lr_schedule)
     assert default_recipe(load_profile("analog-rram-clocked"), "pc").name == "pc-window"
     assert default_recipe(load_profile("analog-cap-ota"), "pc").name == "pc-snapshot"
+    loihi = load_profile("neuromorphic-loihi")
+    assert loihi.rate_code_bits > 0 and default_recipe(loihi, "pc").name == "pc-rate-coded"
+    assert default_recipe(loihi.replace(rate_code_bits=0), "pc").name == "pc-snapshot"  # graded messages
     assert InsituConfig(n_steps=50).resolved(load_profile("analog-rram-clocked")).recipe == "pc-window (modified)"
 
 
