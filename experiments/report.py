@@ -188,6 +188,8 @@ def rebuild(out_dir: str | os.PathLike) -> tuple[Path, Path]:
 
     out = Path(out_dir)
     config_path, runs_path = out / "config.json", out / "runs.csv"
+    if config_path.is_file() and (saved := read_json(config_path)).get("kind") == "study":  # rebuilds itself
+        return registry.load_module(saved["module"], label=saved.get("experiment")).rebuild(out)
     if not runs_path.is_file() or not config_path.is_file():
         raise RunError(f"{out} is not a results folder (needs runs.csv and config.json)")
     meta = read_json(config_path)

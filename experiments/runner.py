@@ -486,6 +486,9 @@ def run_experiment(name: str, *, overrides: dict[str, list] | None = None, out_d
         raise ExperimentError(f"--workers must be at least 1, got {workers}")
     module_name = registry.module_path(name)
     module = registry.get(name)
+    if hasattr(module, "run_study"):  # a study, not a grid: it runs with the same options (experiments.codesign)
+        return module.run_study(overrides=overrides, out_dir=out_dir, workers=workers, scheduler=scheduler,
+                                dry_run=dry_run, show_progress=show_progress, results_root=results_root)
     fields = config_fields(module.Config)
     points = expand_grid(module.Config, module.GRID, overrides)
     cache: dict = {}
