@@ -48,7 +48,7 @@ GRID = {"algorithm": ["pc", "bp"], "profile": ["analog-rram-clocked"]}
 STUDY_AXES = ("algorithm", "profile")
 # what may change when a study is resumed: its budget and the full-fidelity runs, not what a trial is
 RESUMABLE_FIELDS = ("trials", "timeout_s", "epochs", "final_n_test", "final_max", "reference", "target_acc",
-                    "backend", "start_from_reference")
+                    "backend", "device", "start_from_reference")
 profile_fields = ("profile",)
 
 
@@ -82,7 +82,8 @@ class Config:
         pc_space, bp_space: search-space TOML files (None: ``experiments/codesign_spaces/<algorithm>.toml``).
         seed: the sampler's seed, and the training and noise seed of every run (designs compared on the same
             draws).
-        backend: the circuit backend of the runs (numba; torch on a GPU): speed only, not results.
+        backend, device: the circuit backend of the runs (numba; torch, with device e.g. ``cuda`` on a GPU):
+            speed only, not results (the backends agree draw for draw).
     """
 
     algorithm: str = "pc"
@@ -110,6 +111,7 @@ class Config:
     bp_space: str | None = None
     seed: int = 0
     backend: str = "numba"
+    device: str | None = None
 
     def __post_init__(self) -> None:
         _one_of("algorithm", self.algorithm, ("pc", "bp"))
@@ -230,7 +232,7 @@ def _run_config(config: Config, **budget):
 
     return InsituConfig(profile=config.profile, algorithm=config.algorithm, dataset=config.dataset,
                         depth=config.depth, width=config.width, n_train=config.n_train, seed=config.seed,
-                        backend=config.backend, **budget)
+                        backend=config.backend, device=config.device, **budget)
 
 
 def trial_task(config: Config, space: SearchSpace, trial, *, base_profile, history) -> TrialTask:

@@ -56,7 +56,7 @@ def _one_algorithm(rows: list[dict], algorithm: str, profile: str, target_acc: f
     ref = next((r for r in _ok(rows) if r["study"] == study and r["role"] == "reference"), None)
     if ref is not None and ref is not best:
         factor = ref["energy_per_example_j"] / best["energy_per_example_j"]
-        text += (f", {factor:.2g}× less than the default recipe {ref['recipe']} "
+        text += (f", {factor:.2g}× cheaper than the default recipe {ref['recipe']} "
                  f"({si(ref['energy_per_example_j'], 'J')}, {100 * ref['test_acc']:.1f}%)")
     return text, best
 
@@ -125,6 +125,8 @@ def _plot_fronts(rows: list[dict], trials: list[dict], path: Path, target_acc: f
                                                               [100 * r["test_acc_ci_high"] - acc]],
                         fmt="*" if r["role"] == "reference" else "o", ms=12 if r["role"] == "reference" else 6,
                         color=color, mfc=color if r["on_front"] else "none", capsize=3)
+            ax.annotate("default" if r["role"] == "reference" else f"t{r['trial']}", (r["energy_per_example_j"], acc),
+                        textcoords="offset points", xytext=(5, 4), fontsize=7, color=color)
         front = [r for r in mine if r["on_front"]]
         ax.plot([r["energy_per_example_j"] for r in front], [100 * r["test_acc"] for r in front], "-", color=color,
                 lw=1.2, label=f"{study}: measured front (full fidelity)")

@@ -173,6 +173,29 @@ def test_spread_keeps_both_ends_of_the_front():
     assert codesign.spread([1, 2], 6) == [1, 2] and codesign.spread(list(range(5)), 1) == [4]
 
 
+def test_the_full_fidelity_runs_are_the_front_designs_and_the_default_recipe(tmp_path):
+    from experiments.study import make_sampler, open_study
+
+    (tmp_path / "pc.toml").write_text(PC_SPACE)
+    space = load_space(tmp_path / "pc.toml", algorithm="pc")
+    study = open_study(tmp_path, "s", knobs=space.names, sampler=make_sampler("random", seed=0, startup=1))
+    designs = [({"adc_bits": 8, "n_steps": 40, "param_lr": 0.03}, [0.9, 3e-6], "default recipe"),
+               ({"adc_bits": 6, "n_steps": 20, "param_lr": 0.05}, [0.8, 1e-6], None),
+               ({"adc_bits": 7, "n_steps": 30, "param_lr": 0.05}, [0.7, 2e-6], None)]  # dominated by the second
+    for params, values, origin in designs:
+        study.enqueue_trial(params, user_attrs={"origin": origin} if origin else {})
+        study.tell(study.ask(space.distributions()), values)
+    config = codesign.Config(dataset="synthetic", depth=3, width=16, epochs=0.5, final_n_test=64, device="cpu")
+    tasks = codesign.full_tasks(tmp_path, config, space, study)
+    assert [(role, None if t is None else t.number) for role, t, _ in tasks] == [("reference", None), ("front", 1)]
+    reference, design = tasks[0][2].config, tasks[1][2].config
+    assert reference.n_steps is None and (reference.epochs, reference.n_test, reference.device) == (0.5, 64, "cpu")
+    assert (design.n_steps, design.param_lr) == (20, 0.05) and design.profile.endswith("pc-analog-rram-clocked-t1.toml")
+    assert load_profile(design.profile).adc_bits == 6  # the design's chip, written where the run cache can key it
+    no_reference = codesign.full_tasks(tmp_path, codesign.Config(reference=False), space, study)
+    assert [t.number for _, t, _ in no_reference] == [1, 0]  # the front by energy, the default recipe included
+
+
 def test_the_headline_names_the_cheapest_design_reaching_the_target_and_the_ratio():
     def row(study, role, trial, acc, joules, recipe="r"):
         return {"study": study, "algorithm": study[:2], "profile": "chip", "role": role, "trial": trial,
@@ -182,7 +205,7 @@ def test_the_headline_names_the_cheapest_design_reaching_the_target_and_the_rati
     rows = [row("pc:chip", "reference", None, 0.91, 2.7e-6, "pc-window"), row("pc:chip", "front", 4, 0.905, 1e-6),
             row("pc:chip", "front", 7, 0.85, 1e-7), row("bp:chip", "front", 2, 0.92, 2e-8)]
     [sentence] = headline(rows, 0.9)
-    assert "μPC's is design 4, 90.5%" in sentence and si(1e-6, "J") == "1 µJ" and "2.7× less than" in sentence
+    assert "μPC's is design 4, 90.5%" in sentence and si(1e-6, "J") == "1 µJ" and "2.7× cheaper than" in sentence
     assert "BP's is design 2" in sentence and "μPC costs 50× more" in sentence
     [none] = headline([r for r in rows if r["study"] == "pc:chip"], 0.95)
     assert "no μPC design reached 95% (best 91.0%" in none
