@@ -11,8 +11,8 @@ example stands beside them. Optuna's multi-objective sampler (TPE or NSGA-II) pr
   ``evaluations`` times on ``n_test`` test images, and Optuna's pruner (median of the complete trials at
   the same evaluation, or successive halving) stops the unpromising ones
   (:mod:`experiments.codesign_trial`).
-- **The reported front is full fidelity**: the Pareto front of the search (at most ``final_max`` designs,
-  spread along it) is trained again for ``epochs`` epochs and tested on ``final_n_test`` images, beside the
+- **The reported front is full fidelity**: the Pareto front of the search (its ``final_max`` most accurate
+  designs) is trained again for ``epochs`` epochs and tested on ``final_n_test`` images, beside the
   profile's default recipe (``reference``); those runs are the figures, tables and headline.
 - **Resumable and parallel**: each (algorithm, substrate) study lives in ``study.db`` (SQLite) in the results
   folder; a rerun with ``--out`` continues it (interrupted trials are requeued, finished ones kept); trials
@@ -50,6 +50,7 @@ STUDY_AXES = ("algorithm", "profile")
 RESUMABLE_FIELDS = ("trials", "timeout_s", "epochs", "final_n_test", "final_max", "reference", "target_acc",
                     "backend", "device", "start_from_reference")
 profile_fields = ("profile",)
+FULL_TEST_EVERY = 200  # full-fidelity runs measure and checkpoint every 200 updates: a killed one resumes
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class Config:
         startup_trials: random designs before the sampler models the front (TPE's start; NSGA-II's population).
         epochs: the full fidelity: passes over the ``n_train`` examples of every reported run.
         final_n_test: test images of the full-fidelity runs (None: the whole test set).
-        final_max: front designs trained at full fidelity, at most (spread evenly along the front).
+        final_max: front designs trained at full fidelity, at most (the most accurate of the search's front).
         reference: also train the profile's default recipe at full fidelity (the headline's baseline).
         start_from_reference: the first trial of a new study is the default recipe (when the space contains it),
             so the sampler and the pruner start from a design known to train.
@@ -276,14 +277,10 @@ def _search(out: Path, config: Config, space: SearchSpace, pool, *, show_progres
 
 
 # ------------------------------------------------------------------------------- full fidelity
-def spread(front: list, k: int) -> list:
-    """At most ``k`` of the front's points (sorted by energy), evenly spaced along it, both ends kept."""
-    if len(front) <= k:
-        return list(front)
-    if k == 1:
-        return [front[-1]]
-    picks = sorted({round(i * (len(front) - 1) / (k - 1)) for i in range(k)})
-    return [front[i] for i in picks]
+def most_accurate(front: list, k: int) -> list:
+    """The ``k`` most accurate designs of the search's front, by energy: the runs that can reach a target
+    (the front's cheap end, far below any useful accuracy, is not worth an epoch)."""
+    return sorted(sorted(front, key=lambda t: -t.values[0])[:k], key=lambda t: t.values[1])
 
 
 def full_tasks(out: Path, config: Config, space: SearchSpace, study) -> list[tuple[str, object, FullTask]]:
@@ -296,10 +293,9 @@ def full_tasks(out: Path, config: Config, space: SearchSpace, study) -> list[tup
     from pchw.runlog import atomic_write_text
 
     base_profile = load_profile(config.profile)
-    base = _run_config(config, epochs=config.epochs, n_test=config.final_n_test, test_every=10**9)
+    base = _run_config(config, epochs=config.epochs, n_test=config.final_n_test, test_every=FULL_TEST_EVERY)
     tasks = [("reference", None, FullTask(base))] if config.reference else []
-    front = sorted(study.best_trials, key=lambda t: t.values[1])
-    for trial in spread(front, config.final_max):
+    for trial in most_accurate(study.best_trials, config.final_max):
         if config.reference and trial.user_attrs.get("origin") == "default recipe":
             continue  # the reference run is this design
         chip, run = space.design(trial.params, profile=base_profile, base=base)

@@ -168,9 +168,13 @@ def test_latency_is_the_sweep_plus_the_relaxation_or_the_backward_sweep():
     assert latency_per_example_s(spec, p, algorithm="bp", n_steps=0) == pytest.approx((4 + 3) * p.dt_s)
 
 
-def test_spread_keeps_both_ends_of_the_front():
-    assert codesign.spread(list(range(10)), 4) == [0, 3, 6, 9]
-    assert codesign.spread([1, 2], 6) == [1, 2] and codesign.spread(list(range(5)), 1) == [4]
+def test_the_most_accurate_front_designs_are_re_run():
+    class T:
+        def __init__(self, acc, joules):
+            self.values = [acc, joules]
+
+    front = [T(0.1, 1e-7), T(0.6, 5e-7), T(0.8, 1e-6), T(0.85, 3e-6)]
+    assert codesign.most_accurate(front, 2) == front[2:] and codesign.most_accurate(front, 9) == front
 
 
 def test_the_full_fidelity_runs_are_the_front_designs_and_the_default_recipe(tmp_path):
