@@ -496,12 +496,33 @@ def list_experiments() -> None:
               help="Parent of the default results folders.")
 @click.option("--dry-run", is_flag=True, help="Print the points and their run ids; run and write nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def run(experiment, settings, workers, scheduler, out_dir, results_root, dry_run, quiet) -> None:
-    """Run EXPERIMENT over its grid (see `pchw list`; or module:package.module), resuming --out."""
-    from experiments.framework import parse_set, run_experiment
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="A study (codesign): finished trials to run to, per study (pruned ones count).")
+@click.option("--fidelity", type=click.IntRange(min=1), default=None,
+              help="A study: training examples of one search trial (the reported front is re-run at full fidelity).")
+@click.option("--timeout-s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="A study: start no trial after this many seconds of each study's search.")
+@click.option("--target-acc", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="A study: the test accuracy (fraction) of the headline: the cheapest design reaching it.")
+def run(experiment, settings, workers, scheduler, out_dir, results_root, dry_run, quiet, trials, fidelity, timeout_s,
+        target_acc) -> None:
+    """Run EXPERIMENT over its grid (see `pchw list`; or module:package.module), resuming --out.
 
-    s = run_experiment(experiment, overrides=parse_set(settings), out_dir=out_dir, workers=workers,
-                       scheduler=scheduler, dry_run=dry_run, show_progress=not quiet, results_root=results_root)
+    A study (codesign) searches instead of expanding a grid: an optimiser proposes each trial."""
+    from experiments.framework import parse_set, run_experiment
+    from experiments.framework.registry import get
+
+    overrides = parse_set(settings)
+    bounds = {"trials": trials, "fidelity": fidelity, "timeout_s": timeout_s, "target_acc": target_acc}
+    if any(v is not None for v in bounds.values()) and not hasattr(get(experiment), "run_study"):
+        raise click.UsageError(f"--trials, --fidelity, --timeout-s and --target-acc bound a study (codesign); "
+                               f"{experiment} is a grid: use --set")
+    overrides.update({k: [str(v)] for k, v in bounds.items() if v is not None})
+    s = run_experiment(experiment, overrides=overrides, out_dir=out_dir, workers=workers, scheduler=scheduler,
+                       dry_run=dry_run, show_progress=not quiet, results_root=results_root)
+    if getattr(s, "lines", None):  # a study summarises itself (experiments.codesign)
+        click.echo("\n".join(s.lines))
+        return
     if dry_run:
         for row in s.rows:
             params = " ".join(f"{k[2:]}={v}" for k, v in row.items() if k.startswith("p_"))

@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from pchw import smoke
 from pchw.data import cache_dir
 from pchw.events import EventCounts
 from pchw.profiles import HardwareProfile, load_profile
@@ -53,10 +54,10 @@ PRICE_ONLY = {"e_mac_j", "e_op_j", "e_sram_bit_j", "e_dram_bit_j", "e_cell_read_
 def run_key(config: InsituConfig, profile: HardwareProfile | None = None) -> str:
     """A stable hash of everything that decides the run: its config (backend and device only change the
     speed) and the profile's physics — not its prices, which re-price the run's counts exactly."""
-    d = config.to_dict()
+    profile = load_profile(config.profile) if profile is None else profile
+    d = config.resolved(profile).to_dict()  # the recipe as it runs: a changed default recipe is another run
     for speed_only in ("backend", "device", "test_every"):
         d.pop(speed_only, None)
-    profile = load_profile(config.profile) if profile is None else profile
     physics = {k: v for k, v in profile.values().items() if k not in PRICE_ONLY}
     return hashlib.sha256(json.dumps({"config": d, "physics": physics}, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -66,8 +67,8 @@ def get_insitu(config: InsituConfig, *, profile: HardwareProfile | None = None,
     """The finished run of ``config`` (training it first, or finishing an interrupted one); ``profile``
     a variant built in code, instead of ``config.profile``."""
     name = Path(config.profile).stem if profile is None else profile.name.replace("/", "_")
-    run_dir = cache_dir() / "insitu" / f"{config.algorithm}-{name}-d{config.depth}-w{config.width}-" \
-                                       f"{run_key(config, profile)}"
+    root = cache_dir() / ("insitu-smoke" if smoke.enabled() else "insitu")  # smoke runs never mix with real ones
+    run_dir = root / f"{config.algorithm}-{name}-d{config.depth}-w{config.width}-{run_key(config, profile)}"
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -38,6 +38,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -357,10 +358,14 @@ def _ledger(counts: EventCounts, profile: HardwareProfile) -> dict:
 
 
 def train_insitu(config: InsituConfig, *, data: Dataset | None = None, out_dir: str | Path | None = None,
-                 resume: bool = False, show_progress: bool = False,
-                 profile: HardwareProfile | None = None) -> InsituResult:
+                 resume: bool = False, show_progress: bool = False, profile: HardwareProfile | None = None,
+                 on_evaluation: Callable[[dict], None] | None = None) -> InsituResult:
     """Train on the circuit of ``config.profile`` (or of ``profile``, a variant built in code, whose
-    values the run folder records); see the module docstring."""
+    values the run folder records); see the module docstring.
+
+    ``on_evaluation(row)`` is called with the history row of every evaluation (``iteration``, ``test_acc``,
+    ``inference_energy_j`` and the ledger so far), after its checkpoint; it may raise to stop the run
+    (an optimiser's pruner does)."""
     profile = load_profile(config.profile) if profile is None else profile
     if not profile.is_circuit:
         raise SimulationError(f"--on {profile.name} is digital; in-situ training needs a circuit profile")
@@ -418,6 +423,8 @@ def train_insitu(config: InsituConfig, *, data: Dataset | None = None, out_dir: 
                 sample0=(it * batch) % ((1 << 18) - batch))  # noise counters hold 18 bits of sample index
             counts = counts + step_counts
             loop.end_iteration(it + 1, row | _ledger(counts, profile), evaluate)
+            if on_evaluation is not None and history.rows[-1].get("test_acc") is not None:
+                on_evaluation(history.rows[-1])
     report = price(counts, profile)
     last = history.rows[-1] if history.rows else {}
     final = last if last.get("test_acc") not in (None, "") else evaluate()

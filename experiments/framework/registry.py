@@ -34,11 +34,14 @@ EXPERIMENTS: dict[str, str] = {
     "insitu-ablation": "experiments.insitu_ablation",
     "device-realism": "experiments.device_realism",
     "noise-correlation": "experiments.noise_correlation",
+    "codesign": "experiments.codesign",
 }
 
 MODULE_PREFIX = "module:"
 ENV_VAR = "PCHW_EXPERIMENTS"
 REQUIRED = ("NAME", "TITLE", "Config", "GRID", "run", "plot")
+# a study (an optimiser proposes its points; experiments.codesign) runs and reports itself
+STUDY_REQUIRED = ("NAME", "TITLE", "Config", "run_study", "rebuild")
 
 
 class ExperimentError(PchwError, ValueError):
@@ -97,7 +100,8 @@ def load_module(path: str, *, label: str | None = None) -> ModuleType:
         module = importlib.import_module(path)
     except ImportError as exc:
         raise ExperimentError(f"experiment {label!r} is not installed ({path}: {exc})") from None
-    missing = [attr for attr in REQUIRED if not hasattr(module, attr)]
+    required = STUDY_REQUIRED if hasattr(module, "run_study") else REQUIRED
+    missing = [attr for attr in required if not hasattr(module, attr)]
     if missing:
         raise ExperimentError(f"experiment module {path} lacks {', '.join(missing)}")
     return module

@@ -314,8 +314,11 @@ def rebuild(out_dir: str | os.PathLike, *, module_path: str | None = None) -> tu
     """
     out = Path(out_dir)
     config_path = out / "config.json"
-    if config_path.is_file() and read_json(config_path).get("kind") == "combined":
+    saved = read_json(config_path) if config_path.is_file() else {}
+    if saved.get("kind") == "combined":
         return write_combined(out)
+    if saved.get("kind") == "study":  # an optimiser's study (experiments.codesign) rebuilds itself
+        return registry.load_module(saved["module"], label=saved.get("experiment")).rebuild(out)
     module, meta, rows = _results(out, module_path)
     _, md_path, plot_error = render(out, module, rows, meta)
     if plot_error:

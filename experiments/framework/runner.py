@@ -235,6 +235,10 @@ def run_experiment(name: str, *, overrides: dict[str, list] | None = None, out_d
     """
     if workers < 1:
         raise ExperimentError(f"--workers must be at least 1, got {workers}")
+    module = registry.get(name)
+    if hasattr(module, "run_study"):  # a study, not a grid: it runs with the same options (experiments.codesign)
+        return module.run_study(overrides=overrides, out_dir=out_dir, workers=workers, scheduler=scheduler,
+                                dry_run=dry_run, show_progress=show_progress, results_root=results_root)
     plan = _plan(name, overrides)
     out = Path(out_dir) if out_dir is not None else None
     saved = saved_meta(out, plan.module)

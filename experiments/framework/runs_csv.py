@@ -61,13 +61,13 @@ def runs_to_csv(columns: list[str], rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _typed_row(raw: dict, names: set[str], config_cls, where: str) -> dict:
+def _typed_row(raw: dict, names: set[str], config_cls, where: str, runs_table: bool = True) -> dict:
     if None in raw or any(v is None for v in raw.values()):
         raise RunError(f"{where} has {'more' if None in raw else 'fewer'} cells than the header; "
                        f"fix or delete that row (its point then runs again)")
-    if not _RUN_ID.fullmatch(raw.get("run_id") or ""):
+    if runs_table and not _RUN_ID.fullmatch(raw.get("run_id") or ""):
         raise RunError(f"{where}: run_id {raw.get('run_id')!r} is not 12 hex digits; fix or delete that row")
-    if raw.get("status") not in STATUSES:
+    if runs_table and raw.get("status") not in STATUSES:
         raise RunError(f"{where}: status {raw.get('status')!r} is not one of {', '.join(STATUSES)}; "
                        f"fix or delete that row")
     row: dict = {}
@@ -86,21 +86,24 @@ def _typed_row(raw: dict, names: set[str], config_cls, where: str) -> dict:
     return row
 
 
-def read_runs(path: str | os.PathLike, config_cls=None) -> tuple[list[str], list[dict]]:
+def read_runs(path: str | os.PathLike, config_cls=None, *, required: tuple[str, ...] = ("run_id", "status")
+              ) -> tuple[list[str], list[dict]]:
     """Columns and typed rows of a runs.csv (``p_`` columns typed by ``config_cls`` when given).
 
-    Raises :class:`~pchw.runlog.RunError` for an unreadable file, a header without ``run_id`` and
-    ``status``, or a malformed row (the message names its line).
+    Raises :class:`~pchw.runlog.RunError` for an unreadable file, a header without the ``required``
+    columns (a runs table's ``run_id`` and ``status``; other tables name theirs), or a malformed row
+    (the message names its line).
     """
     try:
         with open(path, encoding="utf-8", newline="") as f:
             reader = csv.DictReader(f)
             columns = list(reader.fieldnames or [])
-            missing = [c for c in ("run_id", "status") if c not in columns]
+            missing = [c for c in required if c not in columns]
             if missing:
                 raise RunError(f"{path} is not a runs table: its header lacks {', '.join(missing)}")
             names = set(config_fields(config_cls)) if config_cls is not None else set()
-            rows = [_typed_row(raw, names, config_cls, f"{path} line {reader.line_num}") for raw in reader]
+            runs_table = "run_id" in required
+            rows = [_typed_row(raw, names, config_cls, f"{path} line {reader.line_num}", runs_table) for raw in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise RunError(f"cannot read {path}: {exc}") from None
     return columns, rows
