@@ -163,14 +163,15 @@ class StudySummary:
 
 # ------------------------------------------------------------------------------------------ plan
 def _smoke_sized(config: Config) -> Config:
-    """In smoke mode (:mod:`pchw.smoke`) a study runs three trials and re-runs one front design: it runs
-    end to end in seconds, its numbers are not results."""
+    """In smoke mode (:mod:`pchw.smoke`) a study runs three trials of one smoke epoch and re-runs one front
+    design: it runs end to end in seconds, its numbers are not results."""
     from pchw import smoke
 
     if not smoke.enabled():
         return config
     return dataclasses.replace(config, trials=min(config.trials, 3), final_max=min(config.final_max, 1),
-                               startup_trials=min(config.startup_trials, 2))
+                               startup_trials=min(config.startup_trials, 2),
+                               fidelity=min(config.fidelity, smoke.TRAIN_SAMPLES))
 
 
 def plan(overrides: dict | None = None) -> list[tuple[Config, SearchSpace]]:

@@ -43,12 +43,15 @@ def run_demo(out_dir: str | Path = "results/demo", *, dataset: str = "mnist", de
     check_combined_folder(out)  # before any work: never replace an experiment's own config.json
     net = {"dataset": [dataset], "depth": [str(depth)], "width": [str(width)], "epochs": [str(epochs)]}
     budget = {"n_train": [str(n_train)], "n_test": [str(n_test)]}
-    trade = run_experiment("tradeoff", overrides={**net, **budget}, out_dir=out / "tradeoff", workers=workers,
+    parts = {"tradeoff": {**net, **budget},
+             "hardware-sweep": {**net, "samples": [str(samples)], "read_noise_frac": ["0", "0.05", "0.1", "0.2"],
+                                "weight_bits": ["0", "4", "3"]}}
+    for name, overrides in parts.items():  # every point of both parts checked before any work (one error line)
+        run_experiment(name, overrides=overrides, out_dir=out / name, dry_run=True, show_progress=False)
+    trade = run_experiment("tradeoff", overrides=parts["tradeoff"], out_dir=out / "tradeoff", workers=workers,
                            show_progress=show_progress)
-    sweep = run_experiment("hardware-sweep", overrides={**net, "samples": [str(samples)],
-                                                        "read_noise_frac": ["0", "0.05", "0.1", "0.2"],
-                                                        "weight_bits": ["0", "4", "3"]},
-                           out_dir=out / "hardware-sweep", workers=workers, show_progress=show_progress)
+    sweep = run_experiment("hardware-sweep", overrides=parts["hardware-sweep"], out_dir=out / "hardware-sweep",
+                           workers=workers, show_progress=show_progress)
     meta = {"experiment": f"demo (tradeoff + hardware-sweep): {dataset}, depth {depth}, width {width}, "
                           f"{epochs:g} pass(es) over {n_train or 'all'} training examples",
             "stamp": datetime.now(UTC).strftime("%Y%m%d-%H%M%S"), "git_sha": git_sha()}
