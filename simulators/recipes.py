@@ -19,7 +19,7 @@ was chosen by measurement, recorded in ``why`` (and in the README's in-situ sect
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from pchw.profiles import HardwareProfile, Substrate
@@ -67,9 +67,8 @@ PC_SNAPSHOT = Recipe(
     name="pc-snapshot", n_steps=20, update_window=0, h=None, param_lr=0.03, hidden_lr_mult=100.0,
     lr_schedule="constant", zero_shift=False,
     why="exact MVMs: the errors after a 20-step relaxation are the learning signal of the ideal circuit")
-PC_RATE_CODED = Recipe(
-    name="pc-rate-coded", n_steps=20, update_window=0, h=None, param_lr=0.03, hidden_lr_mult=30.0,
-    lr_schedule="cosine", zero_shift=False,
+PC_RATE_CODED = replace(
+    PC_SNAPSHOT, name="pc-rate-coded", hidden_lr_mult=30.0, lr_schedule="cosine",
     why="neuromorphic-loihi (5-bit rate code), depth 5, width 128, one MNIST epoch (2000 test images): "
         "86.5 %; the ideal circuit's snapshot recipe (hidden ×100, constant rate) silences the network "
         "(8.8 %), as do hidden ×30 at a constant rate, ×100 with a cosine decay, lr 0.01, and a 40-step window")
@@ -95,7 +94,5 @@ def default_recipe(profile: HardwareProfile, algorithm: Algorithm | str) -> Reci
     else:
         base = PC_RATE_CODED if rate_coded(profile) else PC_SNAPSHOT
     if base.zero_shift and not has_symmetry_point(profile):
-        from dataclasses import replace
-
         base = replace(base, zero_shift=False)
     return base

@@ -95,9 +95,8 @@ def test_ctrl_c_prints_where_training_stopped_and_exits_130(tmp_path):
     args = [sys.executable, str(ROOT / "cli.py"), "train", "--dataset", "synthetic", "--depth", "3", "--width", "8",
             "--iters", "1000000", "--test-every", "5", "--device", "cpu", "--quiet", "--out", str(out)]
     proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300  # a bound on a hang, not a speed test: training has started once
-    while not (out / "checkpoint.pt").exists():  # the first checkpoint is written
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+    while not (out / "checkpoint.pt").exists():  # an event, not a clock: training has started once it is written
+        assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=300)
