@@ -77,7 +77,14 @@ def main() -> None:
     parser.add_argument("--n-steps", type=int, default=420)
     parser.add_argument("--window", type=int, default=400)
     parser.add_argument("--batches", type=int, default=3)
+    parser.add_argument("--rows", default="numba,torch-cpu,torch-cuda",
+                        help="comma-separated rows to run, from numba, torch-cpu, torch-cuda (cuda: when present); "
+                             "'vs numba' needs numba first")
     args = parser.parse_args()
+    wanted = args.rows.split(",")
+    unknown = sorted(set(wanted) - {"numba", "torch-cpu", "torch-cuda"})
+    if unknown:
+        parser.error(f"--rows {','.join(unknown)}: allowed are numba, torch-cpu, torch-cuda")
     spec = NetworkSpec(input_dim=784, width=128, depth=5, output_dim=10)
     weights = init_weights(spec, seed=0)
     w_max = np.array([2 * np.abs(w).max() for w in weights])
@@ -94,6 +101,7 @@ def main() -> None:
             rows.append(("torch", "cuda", "cuda"))
     except ImportError:
         pass
+    rows = [r for r in rows if (r[0] if r[1] is None else f"{r[0]}-{r[1]}") in wanted]
     print(f"in-situ learning step: depth {spec.depth}, width {n}, batch 64, {args.n_steps} PC steps "
           f"(window {args.window}), analog-rram-clocked, every non-ideality on")
     print(f"{'backend':<14} {'s/step':>8} {'examples/s':>11} {'GMAC/s':>8} {'BLAS GMAC/s':>12} {'vs BLAS':>8}"

@@ -117,8 +117,10 @@ def bmm_pair(depth: int, device: torch.device, dtype: torch.dtype):
     return matmuls, 2 * 2 * (depth - 2) * BATCH * WIDTH * WIDTH
 
 
-def cli_iterations(depth: int, t: int, device: torch.device, dtype: str, data, iters: int) -> tuple[list[float], float]:
-    """(per-iteration seconds of ``pchw train``'s loop, seconds of its final test point)."""
+def cli_iterations(depth: int, t: int, device: torch.device, dtype: str, data,
+                   iters: int) -> tuple[list[float], float, list[float]]:
+    """(per-iteration seconds of ``pchw train``'s loop, seconds of its final test point, per-iteration NVML
+    joules of the whole GPU — empty off NVIDIA GPUs)."""
     cfg = TrainConfig(model="mupc", dataset=data.name, depth=depth, width=WIDTH, n_steps=t, batch_size=BATCH,
                       iters=iters, device=device.type, dtype=dtype)
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,8 +128,10 @@ def cli_iterations(depth: int, t: int, device: torch.device, dtype: str, data, i
         result = train(cfg, data=data, out_dir=Path(tmp) / "run")
         total = time.perf_counter() - t0
     wall = np.array([row["wall_s"] for row in result.history.rows])
+    energy = [row.get("gpu_energy_j") for row in result.history.rows]
+    joules = list(np.diff(np.array(energy, dtype=float))[1:]) if None not in energy and "" not in energy else []
     # rows record wall_s before their test point, so the diffs exclude the final evaluation
-    return list(np.diff(wall)[1:]), total - wall[-1]
+    return list(np.diff(wall)[1:]), total - wall[-1], joules
 
 
 def load_data():
@@ -172,8 +176,10 @@ def measure_round(case: dict, device: torch.device, data, block_s: float) -> Non
         case["mm"].append(np.median(per_call_s(run(case["mm_fn"]), device, block_s / 4)))
         if case["own_fn"] is not None:
             case["own"].append(np.median(per_call_s(run(case["own_fn"]), device, block_s / 4)))
-    iteration, test_point = cli_iterations(case["depth"], case["t"], device, case["dtype"], data, case["cli_iters"])
+    iteration, test_point, joules = cli_iterations(case["depth"], case["t"], device, case["dtype"], data,
+                                                   case["cli_iters"])
     case["iteration"].append(np.median(iteration))
+    case["joules"].extend(joules)
     case["test_point"].append(test_point)
 
 
@@ -184,6 +190,31 @@ def table_row(name: str, case: dict) -> str:
     ratio = np.median([(flops / s) / (case["mm_flops"] / m) for s, m in zip(case["step"], case["mm"])])
     return (f"{name:<26} {case['dtype']:>8} {_spread(case['step']):>22} {_spread(case['iteration']):>22} "
             f"{it / step:7.3f} {flops / step / 1e9:7.1f} {case['mm_flops'] / mm / 1e9:8.1f} {ratio:5.2f} {own}")
+
+
+def modelled_iteration_j(depth: int, t: int, dtype: str) -> tuple[str, float]:
+    """(profile, J) of one training iteration as ``pchw`` prices it on the matching ``gpu-*`` profile: the
+    step's digital event counts (MACs, memory traffic) × that profile's cited per-event energies."""
+    from pchw.digital import digital_training_counts
+    from pchw.events import price
+    from pchw.profiles import load_profile
+
+    name = "gpu-bf16" if dtype == "bfloat16" else "gpu-fp32"
+    profile = load_profile(name)
+    spec = NetworkSpec(input_dim=D, width=WIDTH, depth=depth, output_dim=D_Y)
+    counts = digital_training_counts(spec, profile, algorithm="pc", batch_size=BATCH, n_steps=t)
+    return name, price(counts, profile).total_j
+
+
+def energy_note(name: str, case: dict) -> str:
+    """NVML joules per CLI iteration (whole GPU, idle power included) beside the modelled figure."""
+    j = np.asarray(case["joules"])
+    lo, hi = np.percentile(j, [2.5, 97.5])
+    watts = np.median(j) / np.median(case["iteration"])
+    profile, modelled = modelled_iteration_j(case["depth"], case["t"], case["dtype"])
+    return (f"{name}, {case['dtype']}: NVML {np.median(j):.3g} J per iteration (median of {len(j)} iterations, "
+            f"2.5–97.5 % {lo:.3g}–{hi:.3g}; ≈{watts:.0f} W whole board) vs modelled {modelled:.3g} J ({profile}, "
+            f"estimate: counted work × cited J/event, no idle power) — measured ÷ modelled {np.median(j) / modelled:.0f}×")
 
 
 def table(args, device: torch.device) -> None:
@@ -205,13 +236,15 @@ def table(args, device: torch.device) -> None:
                             "mm_flops": mm_flops, "cli_iters": max(4, int(args.block_s / min(per_call_s(
                                 step, device, 0.0))) + 2),
                             "own_fn": bmm_pair(depth, device, torch.bfloat16)[0] if dtype == "bfloat16" else None,
-                            **{k: [] for k in ("step", "mm", "own", "iteration", "test_point")}}
+                            **{k: [] for k in ("step", "mm", "own", "iteration", "test_point", "joules")}}
         for _ in range(args.repeats):
             for case in cases.values():
                 measure_round(case, device, data, args.block_s)
         for dtype, case in cases.items():
             print(table_row(name, case))
             test_point, it = np.median(case["test_point"]), np.median(case["iteration"])
+            if case["joules"]:
+                notes.append(energy_note(name, case))
             notes.append(f"{name}, {dtype}: a test point (10,000-image evaluation + checkpoint) takes "
                          f"{1e3 * test_point:.0f} ms, {test_point / (100 * it):.1%} at the default --test-every 100")
         if "float32" in cases and "bfloat16" in cases:
