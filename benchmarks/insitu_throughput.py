@@ -14,13 +14,17 @@ target for a GPU: torch on CUDA ≥ 50× numba on 2 CPU cores (the CUDA row appe
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from pchw.profiles import load_profile
-from pchw.spec import NetworkSpec, init_weights
-from simulators import Learning, simulate
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout, not an installed copy
+
+from pchw.profiles import load_profile  # noqa: E402
+from pchw.spec import NetworkSpec, init_weights  # noqa: E402
+from simulators import Learning, simulate  # noqa: E402
 
 
 def _step_rate(spec, states, w_max, x, y, *, backend, device, n_steps, window, batches) -> float:

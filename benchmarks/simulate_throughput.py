@@ -13,13 +13,17 @@ every noise source on (targets ≥ 0.50 of BLAS batched, ≥ 10 GMAC/s single). 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from pchw.profiles import load_profile
-from pchw.spec import NetworkSpec, init_weights
-from simulators import simulate
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout, not an installed copy
+
+from pchw.profiles import load_profile  # noqa: E402
+from pchw.spec import NetworkSpec, init_weights  # noqa: E402
+from simulators import simulate  # noqa: E402
 
 
 def _rate(fn, macs: float, repeats: int) -> float:

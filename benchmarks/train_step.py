@@ -179,7 +179,8 @@ def measure_round(case: dict, device: torch.device, data, block_s: float) -> Non
     iteration, test_point, joules = cli_iterations(case["depth"], case["t"], device, case["dtype"], data,
                                                    case["cli_iters"])
     case["iteration"].append(np.median(iteration))
-    case["joules"].extend(joules)
+    if joules:  # NVML's counter ticks coarsely (~every 20-100 ms): sum over the block, not per-iteration diffs
+        case["joules"].append((float(np.sum(joules)), float(np.sum(iteration)), len(joules)))
     case["test_point"].append(test_point)
 
 
@@ -207,14 +208,17 @@ def modelled_iteration_j(depth: int, t: int, dtype: str) -> tuple[str, float]:
 
 
 def energy_note(name: str, case: dict) -> str:
-    """NVML joules per CLI iteration (whole GPU, idle power included) beside the modelled figure."""
-    j = np.asarray(case["joules"])
-    lo, hi = np.percentile(j, [2.5, 97.5])
-    watts = np.median(j) / np.median(case["iteration"])
+    """NVML joules per CLI iteration (whole GPU, idle power included) beside the modelled figure.
+
+    The counter advances in coarse ticks, so a round's figure is its block's joules ÷ its iterations."""
+    joules, seconds, n = (np.array(v) for v in zip(*case["joules"]))
+    per_it = joules / n
+    watts = joules.sum() / seconds.sum()
     profile, modelled = modelled_iteration_j(case["depth"], case["t"], case["dtype"])
-    return (f"{name}, {case['dtype']}: NVML {np.median(j):.3g} J per iteration (median of {len(j)} iterations, "
-            f"2.5–97.5 % {lo:.3g}–{hi:.3g}; ≈{watts:.0f} W whole board) vs modelled {modelled:.3g} J ({profile}, "
-            f"estimate: counted work × cited J/event, no idle power) — measured ÷ modelled {np.median(j) / modelled:.0f}×")
+    return (f"{name}, {case['dtype']}: NVML {np.median(per_it):.3g} J per iteration [{per_it.min():.3g}–"
+            f"{per_it.max():.3g}] over {n.sum()} iterations in {len(n)} blocks, {watts:.0f} W whole board; modelled "
+            f"{modelled:.3g} J ({profile}, an estimate: counted work × cited J/event, no idle or launch-bound power); "
+            f"measured ÷ modelled {np.median(per_it) / modelled:.0f}×")
 
 
 def table(args, device: torch.device) -> None:

@@ -102,10 +102,32 @@ def test_cuda_is_refused_clearly_without_a_gpu():
         simulate(spec, weights, x, y, n_steps=2, backend="torch", device="cuda")
 
 
-@CUDA
-def test_cuda_float32_matches_numpy_within_single_precision():
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_float32_matches_numpy_within_single_precision(device, monkeypatch):
+    """float32 (CUDA's default; forced here on CPU too) against the float64 numpy reference, 30 noisy steps.
+
+    Without converters the two agree to single precision. With 8-bit converters, a float32 pre-conversion
+    value a rounding away from a level boundary converts one level off, and the dynamics carry that step
+    on (an elementwise rtol 1e-3 failed on an H200): so the bound there is the median element at single
+    precision, few elements past 1e-3 of the scale, none half a converter level off. Measured on CPU over
+    seeds 0-3: median 0.7-1.5e-7 of the scale, 0.1-0.4 % of elements past 1e-3, worst 0.14 level.
+    """
+    import functools
+
+    from simulators.backends import torch_backend
+
+    monkeypatch.setattr(torch_backend.TorchBackend, "__init__",
+                        functools.partialmethod(torch_backend.TorchBackend.__init__, dtype="float32"))
     spec, weights, x, y = _net(batch=64, width=64)
-    kw = dict(profile=NOISY, n_steps=30, seed=3)
-    ref = simulate(spec, weights, x, y, backend="numpy", **kw)
-    got = simulate(spec, weights, x, y, backend="torch", device="cuda", **kw)
-    np.testing.assert_allclose(got.z, ref.z, rtol=1e-3, atol=1e-3 * np.abs(ref.z).max())
+    for profile in (NOISY.replace(quantize_io=0), NOISY):
+        kw = dict(profile=profile, n_steps=30, seed=3)
+        ref = simulate(spec, weights, x, y, backend="numpy", **kw)
+        got = simulate(spec, weights, x, y, backend="torch", device=device, **kw)
+        scale, diff = np.abs(ref.z).max(), np.abs(got.z - ref.z)
+        if not profile.quantize_io:
+            assert diff.max() <= 1e-5 * scale  # measured 4.7e-7 on CPU
+            continue
+        level = 2 * profile.out_bound / 2**profile.adc_bits
+        assert np.median(diff) <= 1e-5 * scale
+        assert np.mean(diff > 1e-3 * scale) <= 0.02
+        assert diff.max() <= 0.5 * level
