@@ -190,8 +190,9 @@ def _cell(value) -> str:
 
 
 def front_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """The knob values and measurements of every full-fidelity run on a front, and of each default recipe."""
-    shown = [r for r in _ok(rows) if r["on_front"] or r["role"] == "reference"]
+    """The knob values and measurements of every full-fidelity run (search-front designs and each default
+    recipe); ``on front``: no other run of its study is as accurate for fewer joules."""
+    shown = _ok(rows)
     knobs = list(dict.fromkeys(c for r in shown for c in r if c.startswith("knob_")))
     header = ["study", "design", *(k[5:] for k in knobs), "test acc (95% CI)", "n test", "J / train ex.",
               "s / train ex.", "J / inference", "dominant", "on front"]
@@ -267,7 +268,8 @@ def render(out: Path, meta: dict, *, target_acc: float) -> tuple[list[Path], Pat
         (out / "errors" / "plot.txt").write_text(traceback.format_exc())
     head = headline(_ok(rows), target_acc) if _ok(rows) else ["no full-fidelity run finished yet"]
     lines = [f"stamp {meta.get('stamp')}, git sha {meta.get('git_sha') or 'unknown'}", *_study_lines(meta, trials)]
-    tables = [("Full-fidelity runs on each front, and each default recipe", front_table(rows))]
+    tables = [("Full-fidelity runs: each search front's most accurate designs and each default recipe",
+               front_table(rows))]
     if importance:
         tables.append(("Knob importance (PED-ANOVA over the complete search trials)", importance_table(importance)))
     md = write_document(out, title=meta.get("title", "codesign"), meta=meta, lines=lines, headline_text=head,
