@@ -235,13 +235,14 @@ class PCNet(torch.nn.Module):
         eps_hid, fb_hid, fb_last, act_upper = eps[1:], fb[:-1], fb[-1], act[:-1]
         eps_out = torch.empty_like(y)
         eps_rounded = torch.empty_like(eps_hid) if mm.emulated else None
+        split_scratch = mm.split_scratch(phz)
         relu = spec.act is Activation.RELU
         for _ in range(n_steps):
             if relu:
                 torch.clamp_min(act, 0.0, out=phz)
             else:
                 phz.copy_(self.phi(act))
-            phz_op = mm.split(phz)  # the predictions' operand
+            phz_op = mm.split(phz, scratch=split_scratch)  # the predictions' operand
             if skip:  # ε_ℓ = z_ℓ − z_{ℓ−1} − a φ(z_{ℓ−1}) W_ℓᵀ: one pass, then the GEMM accumulates
                 torch.sub(act, prev, out=eps)
             else:

@@ -86,16 +86,27 @@ class Matmuls:
             return round_to_bf16(t)
         return buffer.copy_(t.to(torch.bfloat16))
 
-    def split(self, t: torch.Tensor) -> Operand:
+    def split_scratch(self, like: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
+        """Buffers for :meth:`split` of tensors shaped like ``like`` in a loop (emulated only; else None)."""
+        if not self.emulated:
+            return None
+        return torch.empty_like(like), torch.empty_like(like), torch.empty_like(like, dtype=torch.bfloat16)
+
+    def split(self, t: torch.Tensor, *, scratch: tuple[torch.Tensor, ...] | None = None) -> Operand:
         """``t`` as the two-term operand of a prediction: (hi, lo) bf16 with hi + lo ≈ t to 16 bits
-        (native), the fp32 value hi + lo (emulated), ``t`` itself at full precision."""
+        (native), the fp32 value hi + lo (emulated; in ``scratch``'s first buffer when given, from
+        :meth:`split_scratch`, allocating nothing), ``t`` itself at full precision."""
         if not self.native and not self.emulated:
             return t
-        hi = t.to(torch.bfloat16)
-        lo = (t - hi.to(t.dtype)).to(torch.bfloat16)
-        if self.native:
-            return hi, lo
-        return hi.to(t.dtype).add_(lo.to(t.dtype))
+        if scratch is None:
+            hi = t.to(torch.bfloat16)
+            lo = (t - hi.to(t.dtype)).to(torch.bfloat16)
+            return (hi, lo) if self.native else hi.to(t.dtype).add_(lo.to(t.dtype))
+        value, rest, half = scratch
+        value.copy_(half.copy_(t))  # hi, rounded to nearest even as .to(bfloat16) does
+        torch.sub(t, value, out=rest)  # exact
+        rest.copy_(half.copy_(rest))  # lo
+        return value.add_(rest)  # exact: hi and lo hold 16 significant bits together
 
     def _product(self, kernel, a: Operand, b: torch.Tensor) -> torch.Tensor:
         """Σ over the terms of ``a`` of kernel(term, b), fp32 out (native only)."""
