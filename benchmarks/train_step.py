@@ -129,7 +129,7 @@ def cli_iterations(depth: int, t: int, device: torch.device, dtype: str, data,
         total = time.perf_counter() - t0
     wall = np.array([row["wall_s"] for row in result.history.rows])
     energy = [row.get("gpu_energy_j") for row in result.history.rows]
-    joules = list(np.diff(np.array(energy, dtype=float))[1:]) if None not in energy and "" not in energy else []
+    joules = list(np.diff(np.array(energy, dtype=float))[1:]) if None not in energy else []
     # rows record wall_s before their test point, so the diffs exclude the final evaluation
     return list(np.diff(wall)[1:]), total - wall[-1], joules
 

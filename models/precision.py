@@ -98,11 +98,10 @@ class Matmuls:
         :meth:`split_scratch`, allocating nothing), ``t`` itself at full precision."""
         if not self.native and not self.emulated:
             return t
-        if scratch is None:
+        if self.native:
             hi = t.to(torch.bfloat16)
-            lo = (t - hi.to(t.dtype)).to(torch.bfloat16)
-            return (hi, lo) if self.native else hi.to(t.dtype).add_(lo.to(t.dtype))
-        value, rest, half = scratch
+            return hi, (t - hi.to(t.dtype)).to(torch.bfloat16)
+        value, rest, half = scratch if scratch is not None else self.split_scratch(t)
         value.copy_(half.copy_(t))  # hi, rounded to nearest even as .to(bfloat16) does
         torch.sub(t, value, out=rest)  # exact
         rest.copy_(half.copy_(rest))  # lo
