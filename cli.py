@@ -83,6 +83,8 @@ def main() -> None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--dtype", type=click.Choice(["float32", "float64", "bfloat16"]), default="float32", show_default=True,
               help="Floating-point precision; bfloat16: bf16 matmul operands, fp32 accumulation and state.")
+@click.option("--cuda-graph/--no-cuda-graph", default=True, show_default=True,
+              help="On CUDA, replay the PC step as a CUDA graph (the eager step's numbers, far fewer launches).")
 @click.option("--n-train", type=int, default=None, help="Use only the first N training samples.")
 @click.option("--n-test", type=int, default=None, help="Use only the first N test samples.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
@@ -107,7 +109,7 @@ def main() -> None:
 @click.option("--backend", type=click.Choice(["numba", "numpy", "torch"]), default="numba", show_default=True,
               help="With --on: the circuit backend (torch runs on --device, e.g. cuda).")
 def train(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, activity_lr, param_lr,
-          batch_size, seed, test_every, device, dtype, n_train, n_test, out_dir, resume, quiet, on_profile,
+          batch_size, seed, test_every, device, dtype, cuda_graph, n_train, n_test, out_dir, resume, quiet, on_profile,
           hidden_lr_mult, circuit_h, update_window, zero_shift, lr_schedule, backend) -> None:
     """Train a μPC / SP / backprop network (in software, or in situ with --on) and print its accuracy."""
     recipe = (hidden_lr_mult, circuit_h, update_window, zero_shift, lr_schedule)
@@ -129,7 +131,7 @@ def train(model, dataset, depth, width, act, no_skip, iters, epochs, n_steps, ac
         iters=iters, epochs=epochs, n_steps=n_steps, activity_lr=activity_lr,
         param_lr=0.1 if param_lr is None else param_lr,
         batch_size=batch_size, seed=seed, test_every=test_every, device=device, dtype=dtype,
-        n_train=n_train, n_test=n_test,
+        n_train=n_train, n_test=n_test, cuda_graph=cuda_graph,
     )
     result = run_training(config, out_dir=out_dir, resume=resume, show_progress=not quiet)
     energy = f", measured GPU energy {result.gpu_energy_j:.1f} J" if result.gpu_energy_j is not None else ""

@@ -4,10 +4,13 @@ Default mode prints, per configuration and dtype, the median (and min–max over
 interleaved rounds) of
 
 - ``step``: one training step (feedforward init, T inference steps, ∇W, Adam) on a fixed batch,
-  the code ``pchw train`` runs (``models.steps``);
-- ``iteration``: one iteration of ``pchw train``'s loop (``models.train`` on MNIST with a run
-  folder: batch gather, step, history row, divergence checks, thread governor), from the
-  ``wall_s`` column of its history (test points excluded; their cost is printed apart);
+  the code ``pchw train`` runs (``models.steps``), eager;
+- ``graph`` (CUDA only): the same step with its PC part replayed as a CUDA graph
+  (``models.graphs``, ``pchw train``'s default on CUDA), and its ratio to the bmm rate;
+- ``iteration``: one iteration of ``pchw train``'s loop with its defaults (``models.train`` on
+  MNIST with a run folder: batch gather, step, history row, divergence checks, thread governor),
+  from the ``wall_s`` column of its history (test points excluded; their cost is printed
+  apart); ``it/step`` divides it by the step it runs: graphed on CUDA, eager on the CPU;
 - GFLOP/s of the step (matmul FLOPs only, 2 per multiply–add) against the fp32 rate of the
   step's own batched matmuls (two ``bmm`` at the same shapes, back to back) measured in the
   same rounds; ``ratio`` = step GFLOP/s ÷ that rate. bf16 rows also show torch's native bf16
@@ -45,6 +48,10 @@ try:  # absent in checkouts before the thread governor: the benchmark then measu
     from models.threads import ThreadGovernor
 except ImportError:
     adam = pc_step = ThreadGovernor = None
+try:  # absent before the CUDA-graph step
+    from models.graphs import PCStep
+except ImportError:
+    PCStep = None
 
 CONFIGS = {129: ("depth 129 (H=128), T=128", 128), 30: ("depth 30 (H=29), T=30", 30),  # depth: (name, T)
            9: ("depth 9 (H=8), T=8", 8)}  # 9: pchw demo's networks
@@ -76,8 +83,9 @@ def per_call_s(fn, device: torch.device, min_s: float) -> list[float]:
     return times
 
 
-def bare_step(depth: int, t: int, device: torch.device, dtype: str):
-    """A closure running one PC training step on a fixed random batch."""
+def bare_step(depth: int, t: int, device: torch.device, dtype: str, *, graph: bool = False):
+    """A closure running one PC training step on a fixed random batch (its PC part as a CUDA graph
+    with ``graph``)."""
     spec = NetworkSpec(input_dim=D, width=WIDTH, depth=depth, output_dim=D_Y)
     net = PCNet(spec, seed=0, device=device, **({"precision": dtype} if dtype != "float32" else {}))
     opt = adam(net, 1e-3) if adam is not None else torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -93,8 +101,12 @@ def bare_step(depth: int, t: int, device: torch.device, dtype: str):
         for p, g in zip(params, grads):
             p.grad = g
 
+    graphed = PCStep(net, n_steps=t, activity_lr=0.5, graph=True) if graph else None
+
     def step():
-        if pc_step is None:
+        if graphed is not None:
+            graphed(x, y)
+        elif pc_step is None:
             legacy_step()
         else:
             pc_step(net, x, y, n_steps=t, activity_lr=0.5)
@@ -118,18 +130,25 @@ def bmm_pair(depth: int, device: torch.device, dtype: torch.dtype):
 
 
 def cli_iterations(depth: int, t: int, device: torch.device, dtype: str, data,
-                   iters: int) -> tuple[list[float], float, list[float]]:
-    """(per-iteration seconds of ``pchw train``'s loop, seconds of its final test point, per-iteration NVML
-    joules of the whole GPU — empty off NVIDIA GPUs)."""
+                   iters: int) -> tuple[list[float], float, tuple]:
+    """(per-iteration seconds of ``pchw train``'s loop, seconds of its final test point, (NVML joules of the
+    whole GPU, seconds, iterations) between its first and last energy reads — empty off NVIDIA GPUs)."""
     cfg = TrainConfig(model="mupc", dataset=data.name, depth=depth, width=WIDTH, n_steps=t, batch_size=BATCH,
                       iters=iters, device=device.type, dtype=dtype)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         result = train(cfg, data=data, out_dir=Path(tmp) / "run")
         total = time.perf_counter() - t0
-    wall = np.array([row["wall_s"] for row in result.history.rows])
-    energy = [row.get("gpu_energy_j") for row in result.history.rows]
-    joules = list(np.diff(np.array(energy, dtype=float))[1:]) if None not in energy else []
+    rows = result.history.rows
+    wall = np.array([row["wall_s"] for row in rows])
+    # NVML is read every ~0.5 s and at the last iteration (models.gpu_energy): the block's joules run from
+    # the first read to the last, which leaves out the first iteration (its read comes at its end)
+    read = [(row["iteration"], row["wall_s"], row["gpu_energy_j"]) for row in rows
+            if row.get("gpu_energy_j") not in (None, "")]
+    joules = ()
+    if len(read) >= 2 and read[-1][0] > read[0][0]:
+        (i0, t0, j0), (i1, t1, j1) = read[0], read[-1]
+        joules = (float(j1) - float(j0), float(t1) - float(t0), i1 - i0)
     # rows record wall_s before their test point, so the diffs exclude the final evaluation
     return list(np.diff(wall)[1:]), total - wall[-1], joules
 
@@ -173,14 +192,16 @@ def measure_round(case: dict, device: torch.device, data, block_s: float) -> Non
     """One interleaved round of a configuration × dtype: appends to ``case``'s sample lists."""
     with governed() as run:  # the thread policy train() runs under, on a shared machine too
         case["step"].append(np.median(per_call_s(run(case["step_fn"]), device, block_s)))
+        if case["graph_fn"] is not None:
+            case["graph"].append(np.median(per_call_s(run(case["graph_fn"]), device, block_s)))
         case["mm"].append(np.median(per_call_s(run(case["mm_fn"]), device, block_s / 4)))
         if case["own_fn"] is not None:
             case["own"].append(np.median(per_call_s(run(case["own_fn"]), device, block_s / 4)))
     iteration, test_point, joules = cli_iterations(case["depth"], case["t"], device, case["dtype"], data,
                                                    case["cli_iters"])
     case["iteration"].append(np.median(iteration))
-    if joules:  # NVML's counter ticks coarsely (~every 20-100 ms): sum over the block, not per-iteration diffs
-        case["joules"].append((float(np.sum(joules)), float(np.sum(iteration)), len(joules)))
+    if joules:  # NVML's counter ticks coarsely (~every 20-100 ms): a block's joules, not per-iteration diffs
+        case["joules"].append(joules)
     case["test_point"].append(test_point)
 
 
@@ -189,8 +210,14 @@ def table_row(name: str, case: dict) -> str:
     step, it, mm = (np.median(case[k]) for k in ("step", "iteration", "mm"))
     own = f"{case['mm_flops'] / np.median(case['own']) / 1e9:7.1f}" if case["own"] else f"{'':7}"
     ratio = np.median([(flops / s) / (case["mm_flops"] / m) for s, m in zip(case["step"], case["mm"])])
+    graph, looped = "", step  # it/step: the CLI iteration over the step it runs (graphed on CUDA)
+    if case["graph"]:
+        looped = np.median(case["graph"])
+        graph_ratio = np.median([(flops / s) / (case["mm_flops"] / m) for s, m in zip(case["graph"], case["mm"])])
+        graph = f" {_spread(case['graph']):>22} {graph_ratio:5.2f}"
     return (f"{name:<26} {case['dtype']:>8} {_spread(case['step']):>22} {_spread(case['iteration']):>22} "
-            f"{it / step:7.3f} {flops / step / 1e9:7.1f} {case['mm_flops'] / mm / 1e9:8.1f} {ratio:5.2f} {own}")
+            f"{it / looped:7.3f} {flops / step / 1e9:7.1f} {case['mm_flops'] / mm / 1e9:8.1f} {ratio:5.2f} {own}"
+            f"{graph}")
 
 
 def modelled_iteration_j(depth: int, t: int, dtype: str) -> tuple[str, float]:
@@ -227,6 +254,9 @@ def table(args, device: torch.device) -> None:
           f"width {WIDTH}, data {data.name}; median [min–max] of {args.repeats} rounds, dtypes interleaved")
     head = ("configuration", 26), ("dtype", 8), ("step ms", 22), ("iteration ms", 22), ("it/step", 7), \
         ("GFLOP/s", 7), ("bmm fp32", 8), ("ratio", 5), ("bmm own", 7)
+    graphs = device.type == "cuda" and PCStep is not None
+    if graphs:
+        head += ("graph step ms", 22), ("ratio", 5)
     print(" ".join(f"{c:>{w}}" if i > 1 else f"{c:<{w}}" for i, (c, w) in enumerate(head)))
     notes = []
     for depth in args.depths:
@@ -240,7 +270,12 @@ def table(args, device: torch.device) -> None:
                             "mm_flops": mm_flops, "cli_iters": max(4, int(args.block_s / min(per_call_s(
                                 step, device, 0.0))) + 2),
                             "own_fn": bmm_pair(depth, device, torch.bfloat16)[0] if dtype == "bfloat16" else None,
-                            **{k: [] for k in ("step", "mm", "own", "iteration", "test_point", "joules")}}
+                            "graph_fn": bare_step(depth, t, device, dtype, graph=True) if graphs else None,
+                            **{k: [] for k in ("step", "mm", "own", "graph", "iteration", "test_point",
+                                               "joules")}}
+        for case in cases.values():
+            if case["graph_fn"] is not None:
+                case["graph_fn"]()  # the capture, outside the timed blocks
         for _ in range(args.repeats):
             for case in cases.values():
                 measure_round(case, device, data, args.block_s)

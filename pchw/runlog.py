@@ -531,10 +531,14 @@ class TrainingLoop:
             raise RunError(f"checkpoint at iteration {iteration} not saved: {exc.one_line()}; {kept}") from None
         self.checkpoint_at = iteration
 
+    def is_test_point(self, done: int) -> bool:
+        """Whether iteration ``done`` ends with an evaluation and a checkpoint."""
+        return done % self.test_every == 0 or done == self.total
+
     def end_iteration(self, done: int, row: dict, evaluate: Callable[[], dict]) -> None:
         """Record iteration ``done``; ``evaluate()`` returns the columns measured at test points."""
         row = {"iteration": done, **row, "wall_s": self.wall()}
-        test_point = done % self.test_every == 0 or done == self.total
+        test_point = self.is_test_point(done)
         if test_point:
             measured = evaluate()
             row.update(measured)

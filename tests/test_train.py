@@ -108,6 +108,7 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_good_checkpoint(tmp
         ({"model": "ff"}, "model='ff'"),
         ({"iters": 5, "epochs": 1.0}, "either iters or epochs"),
         ({"device": "tpu"}, "device='tpu'"),
+        ({"cuda_graph": "yes"}, "cuda_graph='yes' is invalid: must be true or false"),
     ],
 )
 def test_bad_config_is_one_clear_error(kwargs, match):
