@@ -2,11 +2,13 @@
 path as the default unless a compiled one is measured faster.)
 
 Times, in interleaved rounds, T inference steps of a μPC network (fp32, ReLU, skips, batch 64,
-width 128) three ways: ``PCNet.inference`` (the eager loop ``pchw train`` runs: ten kernels per
+width 128) four ways: ``PCNet.inference`` (the eager loop ``pchw train`` runs: ten kernels per
 step, GEMMs accumulating into preallocated buffers), the same step written functionally in
-eager torch, and that function under ``torch.compile`` (inductor: elementwise work fused into
-generated C++ or Triton, GEMMs left to the BLAS). Compile time is printed apart. All three must
-agree with ``PCNet.inference`` to fp32 rounding.
+eager torch, that function under ``torch.compile`` (inductor: elementwise work fused into
+generated C++ or Triton, GEMMs left to the BLAS), and the eager loop's GEMMs with everything
+between them compiled into one fused update (``fused elementwise``: the six elementwise passes
+of a step become one). Compile time is printed apart. All must agree with ``PCNet.inference`` to
+fp32 rounding.
 
     python benchmarks/compiled_inference.py [--depth 30] [--rounds 3] [--device cpu|cuda]
 """
@@ -44,6 +46,32 @@ def functional_step(net: PCNet):
         return z - c * torch.cat([eps[:1], eps_hid]) + c * fb + c * upper
 
     return step
+
+
+def fused_update(act, eps, fb, mu_first, c: float):
+    """After a step's GEMMs: z += c(φ'(z)⊙fb − ε + ε_next), then φ(z) into ``fb`` and the next
+    step's z_ℓ − z_{ℓ−1} into ``eps`` (in place; inductor fuses it into one pass)."""
+    upper = torch.cat([eps[1:], torch.zeros_like(eps[:1])])
+    new = act + c * (torch.where(act > 0, fb, 0.0) - eps + upper)
+    act.copy_(new)
+    eps.copy_(new - torch.cat([mu_first[None], new[:-1]]))
+    fb.copy_(torch.relu(new))
+
+
+def gemm_loop(net: PCNet, update, x, y, z0, mu_first, t: int) -> torch.Tensor:
+    """PCNet.inference's GEMMs (accumulating into the error buffer) around ``update``."""
+    w_hid, w_out = net.w_hid.detach(), net.w_out.detach()
+    act = z0.clone()
+    phz, fb, eps, eps_out = torch.relu(act), torch.empty_like(act), torch.empty_like(act), torch.empty_like(y)
+    eps.copy_(act - torch.cat([mu_first[None], act[:-1]]))
+    for _ in range(t):
+        eps[1:].baddbmm_(phz[:-1], w_hid.transpose(1, 2), alpha=-net.a_hid)
+        torch.baddbmm(fb[:-1], eps[1:], w_hid, beta=0.0, alpha=net.a_hid, out=fb[:-1])
+        torch.addmm(y, phz[-1], w_out.T, alpha=-net.a_out, out=eps_out)
+        torch.addmm(fb[-1], eps_out, w_out, beta=0.0, alpha=net.a_out, out=fb[-1])
+        update(act, eps, fb, mu_first, BETA / B)
+        phz, fb = fb, phz  # fb now holds φ(z)
+    return act
 
 
 def median_ms(fn, device: torch.device, n: int = 15) -> float:
@@ -87,19 +115,28 @@ def main() -> None:
         with torch.no_grad():
             return net.inference(x, y, z0.clone(), n_steps=t, activity_lr=BETA)
 
+    def fused():
+        with torch.no_grad():
+            return gemm_loop(net, compiled_update, x, y, z0, mu_first, t)
+
     start = time.perf_counter()
     compiled = torch.compile(step, dynamic=False)
     ref, first = eager(), loop(compiled)
     compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    compiled_update = torch.compile(fused_update, dynamic=False)
+    first_fused = fused()
+    fused_compile_s = time.perf_counter() - start
     scale = ref.abs().max().item()
-    for name, out in (("functional eager", loop(step)), ("compiled", first)):
+    for name, out in (("functional eager", loop(step)), ("compiled", first), ("fused elementwise", first_fused)):
         print(f"{name} vs PCNet.inference: max |Δz| = {(out - ref).abs().max().item() / scale:.1e} of the scale")
     print(f"depth {args.depth}, T = {t}, batch {B}, width {N}, {device}, {torch.get_num_threads()} threads; "
-          f"torch.compile's first call: {compile_s:.1f} s")
+          f"torch.compile's first call: {compile_s:.1f} s (the step), {fused_compile_s:.1f} s (the fused update)")
     for r in range(args.rounds):
-        times = [median_ms(fn, device) for fn in (eager, lambda: loop(step), lambda: loop(compiled))]
+        times = [median_ms(fn, device) for fn in (eager, lambda: loop(step), lambda: loop(compiled), fused)]
         print(f"round {r}: PCNet.inference {times[0]:.1f} ms, functional eager {times[1]:.1f} ms, "
-              f"compiled {times[2]:.1f} ms (compiled ÷ PCNet.inference {times[2] / times[0]:.2f})")
+              f"compiled {times[2]:.1f} ms, fused elementwise {times[3]:.1f} ms (÷ PCNet.inference: compiled "
+              f"{times[2] / times[0]:.2f}, fused {times[3] / times[0]:.2f})")
 
 
 if __name__ == "__main__":
