@@ -264,9 +264,25 @@ class PCNet(torch.nn.Module):
         return z.copy_(act)
 
     @torch.no_grad()
-    def predict(self, x: torch.Tensor, *, chunk: int = 2048) -> torch.Tensor:
-        """Feedforward outputs for a large input set, in chunks."""
-        return torch.cat([self.feedforward(x[i : i + chunk])[1] for i in range(0, x.shape[0], chunk)])
+    def predict(self, x: torch.Tensor, *, chunk: int | None = None) -> torch.Tensor:
+        """Feedforward outputs (B, d_y) for a large input set: :meth:`feedforward`'s output with the
+        same kernels, layer by layer, keeping one layer's activities instead of all H.
+
+        Rows go in chunks of ``chunk``: by default 2048 on a CPU (a chunk's activities stay in
+        cache) and the whole set on a GPU, where every chunk costs H launches per kernel (one
+        10,000-image evaluation at depth 129 was ~2,600 launches in chunks of 2048)."""
+        if chunk is None:
+            chunk = 2048 if x.device.type == "cpu" else max(1, x.shape[0])
+        mm = self.matmuls
+        w_in, w_hid, w_out = self.operand_weights()
+        outputs = []
+        for i in range(0, x.shape[0], chunk):
+            z = mm.mm(mm.split(x[i : i + chunk]), w_in.T).mul_(self.a_in)
+            for w in w_hid:
+                mu = mm.mm(mm.split(self.phi(z)), w.T)
+                z = z.add_(mu, alpha=self.a_hid) if self.spec.skip else mu.mul_(self.a_hid)
+            outputs.append(self.a_out * mm.mm(mm.split(self.phi(z)), w_out.T))
+        return torch.cat(outputs)
 
     @torch.no_grad()
     def accuracy(self, x: torch.Tensor, labels: torch.Tensor) -> float:

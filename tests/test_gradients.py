@@ -98,3 +98,18 @@ def test_numpy_weights_round_trip():
     spec, weights, *_ = _problem("tanh", False, 5, "sp")
     back = PCNet(spec, weights=weights, dtype=torch.float64).numpy_weights()
     assert all(np.array_equal(a, b) for a, b in zip(back, weights))
+
+
+@pytest.mark.parametrize("skip", [True, False])
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_predict_is_the_feedforward_output_bit_for_bit(skip, precision):
+    """predict keeps one layer instead of all H, chunk by chunk: the same kernels, the same bits."""
+    spec = NetworkSpec(input_dim=7, width=6, depth=6, output_dim=3, skip=skip)
+    net = PCNet(spec, weights=init_weights(spec, seed=2), precision=precision)
+    x = torch.randn(50, 7, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(net.predict(x), net.feedforward(x)[1])
+    chunked = net.predict(x, chunk=16)
+    assert torch.equal(chunked, torch.cat([net.feedforward(x[i : i + 16])[1] for i in range(0, 50, 16)]))
+    _, out = oracle.feedforward(spec, init_weights(spec, seed=2), x.double().numpy())
+    if precision == "float32":
+        _close(chunked.double().numpy(), out, rtol=1e-5)
