@@ -134,18 +134,31 @@ class PCNet(torch.nn.Module):
     @torch.no_grad()
     def feedforward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Activities at the feedforward pass: (z (H, B, N), output (B, d_y))."""
-        mm = self.matmuls
         w_in, w_hid, w_out = self.operand_weights()
         h, b = self.spec.n_hidden, x.shape[0]
         z = torch.empty((h, b, self.spec.width), dtype=self.precision.storage, device=x.device)
-        mm.mm(mm.split(x), w_in.T, out=z[0]).mul_(self.a_in)
+        self._input_layer(x, w_in, out=z[0])
         for l, w in enumerate(w_hid):
-            mu = mm.mm(mm.split(self.phi(z[l])), w.T)
-            if self.spec.skip:
-                torch.add(z[l], mu, alpha=self.a_hid, out=z[l + 1])
-            else:
-                torch.mul(mu, self.a_hid, out=z[l + 1])
-        return z, self.a_out * mm.mm(mm.split(self.phi(z[-1])), w_out.T)
+            self._hidden_layer(z[l], w, out=z[l + 1])
+        return z, self._output_layer(z[-1], w_out)
+
+    def _input_layer(self, x: torch.Tensor, w_in: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
+        """z_1 = a_1 x W_1ᵀ (into ``out`` when given)."""
+        mm = self.matmuls
+        return mm.mm(mm.split(x), w_in.T, out=out).mul_(self.a_in)
+
+    def _hidden_layer(self, z: torch.Tensor, w: torch.Tensor, *, out: torch.Tensor) -> torch.Tensor:
+        """z_{ℓ+1} = z_ℓ + a φ(z_ℓ) Wᵀ (skips) or a φ(z_ℓ) Wᵀ, into ``out`` (which may be ``z``)."""
+        mm = self.matmuls
+        mu = mm.mm(mm.split(self.phi(z)), w.T)
+        if self.spec.skip:
+            return torch.add(z, mu, alpha=self.a_hid, out=out)
+        return torch.mul(mu, self.a_hid, out=out)
+
+    def _output_layer(self, z: torch.Tensor, w_out: torch.Tensor) -> torch.Tensor:
+        """a_L φ(z_H) W_Lᵀ, (B, d_y)."""
+        mm = self.matmuls
+        return self.a_out * mm.mm(mm.split(self.phi(z)), w_out.T)
 
     # -- energy and gradients ------------------------------------------------------------------
     def errors(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -273,15 +286,13 @@ class PCNet(torch.nn.Module):
         10,000-image evaluation at depth 129 was ~2,600 launches in chunks of 2048)."""
         if chunk is None:
             chunk = 2048 if x.device.type == "cpu" else max(1, x.shape[0])
-        mm = self.matmuls
         w_in, w_hid, w_out = self.operand_weights()
         outputs = []
         for i in range(0, x.shape[0], chunk):
-            z = mm.mm(mm.split(x[i : i + chunk]), w_in.T).mul_(self.a_in)
+            z = self._input_layer(x[i : i + chunk], w_in)
             for w in w_hid:
-                mu = mm.mm(mm.split(self.phi(z)), w.T)
-                z = z.add_(mu, alpha=self.a_hid) if self.spec.skip else mu.mul_(self.a_hid)
-            outputs.append(self.a_out * mm.mm(mm.split(self.phi(z)), w_out.T))
+                z = self._hidden_layer(z, w, out=z)
+            outputs.append(self._output_layer(z, w_out))
         return torch.cat(outputs)
 
     @torch.no_grad()

@@ -305,9 +305,9 @@ def _health(loss: torch.Tensor, free_energy: torch.Tensor | None,
     on a GPU each read waits for the queued kernels, so one read per iteration instead of three.
     A NaN or ±inf weight anywhere makes the float64 sum non-finite (float32 values cannot overflow it)."""
     weights = sum(p.sum(dtype=torch.float64) for p in params)
-    values = [loss.double(), weights] if free_energy is None else [loss.double(), weights, free_energy.double()]
-    read = torch.stack(values).tolist()
-    return read[0], (read[2] if free_energy is not None else None), read[1]
+    f = torch.full_like(loss, math.nan) if free_energy is None else free_energy
+    loss_value, weight_sum, f_value = torch.stack([loss.double(), weights, f.double()]).tolist()
+    return loss_value, (None if free_energy is None else f_value), weight_sum
 
 
 def train(
@@ -369,8 +369,11 @@ def train(
     def save(iteration: int, wall_s: float) -> None:
         _save_checkpoint(run.checkpoint_path, net, opt, iteration, wall_s, energy(), config)
 
-    def energy() -> float | None:
-        return None if meter is None else energy_before + meter.joules()
+    def energy(*, force: bool = True) -> float | None:
+        """Joules since the run began (a resumed run's earlier ones included); None off NVML or, unless
+        ``force``, where a read is not due (a read costs ~3 ms: models.gpu_energy)."""
+        joules = None if meter is None else meter.joules_if_due(force=force)
+        return None if joules is None else energy_before + joules
 
     def evaluate() -> dict:
         return {"test_acc": net.accuracy(x_test, y_test)}
@@ -411,9 +414,8 @@ def train(
             if not math.isfinite(weight_sum):
                 raise DivergenceError(it + 1, "a weight", loop.checkpoint_at)
             row = {"train_loss": loss, "free_energy": free_energy}
-            if meter is not None:  # read where due (models.gpu_energy): a read costs ~3 ms
-                joules = meter.joules_if_due(force=loop.is_test_point(it + 1))
-                row["gpu_energy_j"] = None if joules is None else energy_before + joules
+            if meter is not None:
+                row["gpu_energy_j"] = energy(force=loop.is_test_point(it + 1))
             loop.end_iteration(it + 1, row, evaluate)
 
     test_acc = history.last("test_acc")
